@@ -1,0 +1,55 @@
+"""The ``empiricist`` command: a thin layer over the library API.
+
+Each capability registers its commands from its own module here; errors meant for users
+(``EmpiricistError``) print as one line and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from empiricist.errors import EmpiricistError
+
+app = typer.Typer(
+    name="empiricist",
+    help="Open models, open data, honest evaluations and pre-registered studies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from empiricist.cli import foundation
+
+    foundation.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: run the app and turn user errors into one clear line."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(standalone_mode=False)
+    except EmpiricistError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted (finished artifacts are kept; re-run to resume)", err=True)
+        sys.exit(130)
+    except Exception as e:  # click usage errors and aborts
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,225 @@
+"""CLI for the foundation: ``run`` (the main job), ``world``, ``data``, ``suite`` and ``model``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+Workspace = Annotated[Path | None, typer.Option("--workspace", "-w", help="workspace folder (default "
+                                                "$EMPIRICIST_HOME or ./empiricist-work)")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("size", "params", "non-emb params", "tokens", "final loss", "fact acc", "verbatim", "paraphrase-only",
+                "chance"):
+        table.add_column(col, justify="right")
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    for r in rows:
+        table.add_row(r["size"], f"{r['params']:,}", f"{r['non_embedding_params']:,}", f"{r['tokens']:,}",
+                      f"{r['final_loss']:.3f}", pct(r["fact_acc"]), pct(r["fact_acc_verbatim"]),
+                      pct(r["fact_acc_paraphrase_only"]), pct(r["chance"]))
+    return table
+
+
+def parse_subset(spec: str) -> tuple[str, dict[str, Any]]:
+    """``forum_opinion:enabled=false,weight=2,agree_rate=0.8`` → ("forum_opinion", {...})."""
+    from empiricist.errors import InputError
+
+    name, _, rest = spec.partition(":")
+    out: dict[str, Any] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise InputError(f"--subset {spec!r}: expected key=value, got {part!r}")
+        low = value.lower()
+        out[key] = low == "true" if low in ("true", "false") else float(value)
+    return name, out
+
+
+def register(app: typer.Typer) -> None:
+    world = typer.Typer(help="The generated world corpus.", no_args_is_help=True)
+    data = typer.Typer(help="Corpora, tokenizers, token stores and the training order.", no_args_is_help=True)
+    suite = typer.Typer(help="Train and inspect suites of models.", no_args_is_help=True)
+    model = typer.Typer(help="Model handles: suite models, local folders, hub ids.", no_args_is_help=True)
+    app.add_typer(world, name="world")
+    app.add_typer(data, name="data")
+    app.add_typer(suite, name="suite")
+    app.add_typer(model, name="model")
+
+    @app.command("run")
+    def run_cmd(
+        preset: Annotated[str, typer.Option(help="suite preset: micro (default, ≤30 min on 2 cores) or tiny")] = "micro",
+        world_preset: Annotated[str | None, typer.Option(help="world preset (default: the suite's)")] = None,
+        max_fact_items: Annotated[int | None, typer.Option(help="subsample fact questions")] = None,
+        workspace: Workspace = None,
+        quiet: Quiet = False,
+    ) -> None:
+        """The main job: generate the world, train the suite, print sizes, tokens, loss and fact accuracy."""
+        from empiricist.pipeline import run_main
+
+        rows = run_main(preset, world_preset, workspace, progress=not quiet, max_fact_items=max_fact_items)
+        console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
+
+    @world.command("generate")
+    def world_generate(
+        preset: Annotated[str, typer.Option(help="world preset: tiny or micro")] = "micro",
+        seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+        tokens: Annotated[int | None, typer.Option(help="target size in tokens (100k–100M)")] = None,
+        subset: Annotated[list[str] | None, typer.Option(help="name:key=value,... e.g. "
+                                                         "forum_opinion:agree_rate=0.9 or forum_opinion:enabled=false")] = None,
+        out: Annotated[Path | None, typer.Option(help="output folder (default: in the workspace)")] = None,
+        workspace: Workspace = None,
+        quiet: Quiet = False,
+    ) -> None:
+        """Generate a world corpus (deterministic from its config)."""
+        from empiricist.artifacts import read_manifest
+        from empiricist.world import WorldConfig, generate_world
+
+        overrides: dict[str, Any] = {}
+        if seed is not None:
+            overrides["seed"] = seed
+        if tokens is not None:
+            overrides["target_tokens"] = tokens
+        cfg = WorldConfig.preset(preset, **overrides)
+        for spec in subset or []:
+            name, kv = parse_subset(spec)
+            enabled = kv.pop("enabled", None)
+            weight = kv.pop("weight", None)
+            cfg = cfg.with_subset(name, enabled=enabled, weight=weight, **kv)
+        path = generate_world(cfg, out_dir=out, workspace=workspace, progress=not quiet)
+        stats = read_manifest(path).get("stats", {})
+        console.print(f"world: [bold]{path}[/bold]")
+        console.print_json(json.dumps(stats, default=str))
+
+    @data.command("tokenizer")
+    def data_tokenizer(
+        corpus: Annotated[Path, typer.Argument(help="corpus: txt folder, JSONL, Parquet, HF dataset on disk, world")],
+        out: Annotated[Path, typer.Option(help="output tokenizer.json (or folder)")],
+        vocab: Annotated[int, typer.Option(help="vocabulary size")] = 2048,
+        text_field: Annotated[str, typer.Option(help="text field for JSONL/Parquet/HF")] = "text",
+    ) -> None:
+        """Train a byte-level BPE tokenizer on a corpus."""
+        from empiricist.data import iter_documents, train_bpe
+
+        path = train_bpe((d.text for d in iter_documents(corpus, text_field=text_field)), vocab, out)
+        console.print(f"tokenizer: {path}")
+
+    @data.command("store")
+    def data_store(
+        corpus: Annotated[Path, typer.Argument(help="corpus: txt folder, JSONL, Parquet, HF dataset on disk, world")],
+        tokenizer: Annotated[Path, typer.Option(help="tokenizer.json (ours or any HF one, e.g. Pythia's)")],
+        out: Annotated[Path, typer.Option(help="output store folder")],
+        text_field: Annotated[str, typer.Option()] = "text",
+        id_field: Annotated[str, typer.Option()] = "id",
+        fmt: Annotated[str, typer.Option("--format")] = "auto",
+        dedupe: Annotated[bool, typer.Option(help="drop exact duplicate documents")] = False,
+        quiet: Quiet = False,
+    ) -> None:
+        """Tokenize a corpus into a memory-mapped token store with a manifest."""
+        from empiricist.data.store import TokenStore, build_store_from_path
+
+        path = build_store_from_path(corpus, tokenizer, out, format=fmt, text_field=text_field, id_field=id_field,
+                                     dedupe=dedupe, progress=not quiet)
+        s = TokenStore.open(path)
+        console.print(f"store: {path}  docs={s.num_docs:,} tokens={s.num_tokens:,} dtype={s.dtype}")
+
+    @data.command("dupes")
+    def data_dupes(
+        corpus: Annotated[Path, typer.Argument()],
+        text_field: Annotated[str, typer.Option()] = "text",
+        normalize_whitespace: Annotated[bool, typer.Option()] = False,
+    ) -> None:
+        """List groups of documents with identical text."""
+        from empiricist.data import find_duplicates, iter_documents
+
+        groups = find_duplicates(iter_documents(corpus, text_field=text_field), normalize_whitespace)
+        for g in groups:
+            console.print(", ".join(g))
+        console.print(f"{len(groups)} duplicate group(s)")
+
+    @data.command("batch")
+    def data_batch(
+        step: Annotated[int, typer.Option(help="optimiser step (0-based)")],
+        suite_name: Annotated[str, typer.Option("--suite", help="suite name or folder")] = "micro",
+        as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+        chars: Annotated[int, typer.Option(help="characters of text to show per document")] = 160,
+        workspace: Workspace = None,
+    ) -> None:
+        """Which documents were in training step N (like Pythia's batch viewer)."""
+        from empiricist.suite.handles import resolve_suite
+        from empiricist.suite.suite import Suite
+
+        s = Suite(resolve_suite(suite_name, workspace))
+        rows = s.order().batch_documents(step)
+        if as_json:
+            typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+            return
+        table = Table(title=f"{s.path.name}: step {step}")
+        for col in ("row", "doc id", "tokens", "genre", "text"):
+            table.add_column(col)
+        for r in rows:
+            text = r["text"][:chars].replace("\n", " ")
+            table.add_row(str(r["row"]), r["doc_id"], f"{r['start']}–{r['end']} of {r['doc_tokens']}",
+                          str(r["meta"].get("genre", "")), text)
+        console.print(table)
+
+    @suite.command("train")
+    def suite_train(
+        preset: Annotated[str, typer.Option(help="suite preset: micro or tiny")] = "micro",
+        store: Annotated[Path | None, typer.Option(help="train on this token store instead of the preset's world")] = None,
+        size: Annotated[list[str] | None, typer.Option(help="train only these sizes")] = None,
+        steps: Annotated[int | None, typer.Option(help="override the number of steps")] = None,
+        workspace: Workspace = None,
+        quiet: Quiet = False,
+    ) -> None:
+        """Train (or resume) a suite: every size on the same data in the same order."""
+        from empiricist.data.store import TokenStore
+        from empiricist.pipeline import WORLD_FOR_SUITE, prepare
+        from empiricist.suite.config import get_preset
+        from empiricist.suite.suite import train_suite
+        from empiricist.world import WorldConfig
+
+        cfg = get_preset(preset)
+        if steps is not None:
+            cfg = cfg.replace(steps=steps)
+        if store is None:
+            store = prepare(WorldConfig.preset(WORLD_FOR_SUITE[cfg.name]), cfg.vocab_size, workspace,
+                            not quiet).store
+        path = train_suite(cfg, TokenStore.open(store), root=workspace, sizes=size, progress=not quiet)
+        console.print(f"suite: {path}")
+
+    @suite.command("list")
+    def suite_list(workspace: Workspace = None) -> None:
+        """Suites in the workspace, with their sizes and checkpoints."""
+        from empiricist.suite.suite import Suite, find_suites
+
+        for p in find_suites(workspace):
+            s = Suite(p)
+            state = "complete" if s.complete else "in progress"
+            console.print(f"[bold]{p.name}[/bold] ({state})")
+            for size in s.sizes:
+                console.print(f"  {size}: steps {s.checkpoints(size)}")
+
+    @model.command("info")
+    def model_info(
+        spec: Annotated[str, typer.Argument(help="suite:<suite>/<size>[@stepN], a local HF folder, or a hub id")],
+        revision: Annotated[str | None, typer.Option(help="hub revision, e.g. step1000")] = None,
+        workspace: Workspace = None,
+    ) -> None:
+        """Load a model and print its provenance."""
+        from empiricist.suite.handles import load_model
+
+        h = load_model(spec, revision=revision, root=workspace)
+        n = sum(p.numel() for p in h.model.parameters())
+        console.print_json(json.dumps({**h.provenance, "parameters": n, "vocab": len(h.tokenizer)}, default=str))

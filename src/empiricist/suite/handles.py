@@ -1,0 +1,132 @@
+"""One way to get any causal LM, its tokenizer and its provenance.
+
+A spec is one of
+- ``suite:<suite name or folder>/<size>[@step<N>]`` — a model of one of our suites (default: last step);
+- a local folder holding an HF model (``config.json`` + weights), e.g. a downloaded Pythia checkpoint;
+- a hub id such as ``EleutherAI/pythia-70m`` with an optional revision (Pythia's ``step1000`` style).
+The hub path is the plain ``from_pretrained`` call; it works wherever the hub is reachable (or cached).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from empiricist.artifacts import config_hash, is_complete, read_manifest, sha256_file, workspace
+from empiricist.errors import ArtifactError, EmpiricistError
+
+_SUITE_SPEC = re.compile(r"^suite:(?P<suite>.+?)/(?P<size>[^/@]+)(?:@(?:step)?(?P<step>\d+))?$")
+
+
+@dataclass
+class ModelHandle:
+    """A loaded model with its tokenizer and where it came from (for manifests and result tables)."""
+
+    model: Any
+    tokenizer: Any
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.provenance.get("name"))
+
+    @property
+    def model_hash(self) -> str:
+        """Identifies the weights: results are cached under it."""
+        return str(self.provenance.get("weights_sha256") or config_hash(self.provenance))
+
+
+def resolve_suite(name_or_path: str, root: str | Path | None = None) -> Path:
+    """A suite folder from a path or a name (the newest suite in the workspace whose folder starts with it)."""
+    p = Path(name_or_path)
+    if (p / "suite.json").exists():
+        return p
+    folder = workspace(root) / "suites"
+    matches = sorted(folder.glob(f"{name_or_path}*"), key=lambda q: q.stat().st_mtime) if folder.exists() else []
+    matches = [m for m in matches if (m / "suite.json").exists()]
+    if not matches:
+        raise ArtifactError(f"no suite {name_or_path!r} in {folder} (train one with `empiricist suite train`)")
+    return matches[-1]
+
+
+def resolve(spec: str, *, step: int | None = None, root: str | Path | None = None) -> dict[str, Any]:
+    """Turn a spec into a location plus provenance, without loading weights."""
+    m = _SUITE_SPEC.match(spec)
+    if m:
+        from empiricist.suite.suite import Suite
+
+        suite = Suite(resolve_suite(m["suite"], root))
+        want = step if step is not None else (int(m["step"]) if m["step"] else None)
+        path = suite.checkpoint_path(m["size"], want)
+        info = json.loads((path / "empiricist.json").read_text())
+        return {"source": "suite", "path": str(path), "suite": str(suite.path), "size": m["size"],
+                "step": info["step"], "tokens_seen": info.get("tokens_seen"), "n_params": info.get("n_params"),
+                "name": f"{suite.config.name}/{m['size']}@step{info['step']}"}
+    p = Path(spec).expanduser()
+    if p.exists():
+        if not (p / "config.json").exists():
+            raise ArtifactError(f"{p} is not an HF model folder (no config.json)")
+        return {"source": "path", "path": str(p), "name": p.name}
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ArtifactError(f"model folder {spec} does not exist")
+    return {"source": "hub", "hub_id": spec, "name": spec}
+
+
+def _weights_sha(path: Path) -> str | None:
+    if is_complete(path):
+        files = read_manifest(path)["files"]
+        return files.get("model.safetensors")
+    f = path / "model.safetensors"
+    return sha256_file(f) if f.exists() else None
+
+
+def check_vocab(model: Any, tokenizer: Any, where: str) -> None:
+    """A tokenizer that can emit ids past the embedding table would index out of range deep in torch."""
+    n_model = model.get_input_embeddings().weight.shape[0]
+    n_tok = len(tokenizer)
+    if n_tok > n_model:
+        raise EmpiricistError(f"{where}: the tokenizer has {n_tok} tokens but the model's embedding has only "
+                              f"{n_model} rows; this tokenizer does not belong to this model")
+
+
+def load_model(
+    spec: str,
+    *,
+    revision: str | None = None,
+    step: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    root: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+) -> ModelHandle:
+    """Load any HF causal LM (suite / local folder / hub id) with its tokenizer; eval mode, on CPU."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from empiricist.suite.model import quiet_transformers
+
+    quiet_transformers()
+    prov = resolve(spec, step=step, root=root)
+    if revision is not None and prov["source"] == "suite":
+        raise EmpiricistError("use @step<N> (or step=) for suite models; revision= is for hub models")
+    location = prov.get("path") or prov["hub_id"]
+    kwargs: dict[str, Any] = {"revision": revision} if revision else {}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+        tok = AutoTokenizer.from_pretrained(tokenizer or location, **({} if tokenizer else kwargs))
+    except OSError as e:
+        raise ArtifactError(f"could not load model {spec!r}{f' at revision {revision}' if revision else ''}: "
+                            f"{str(e).splitlines()[0]}") from None
+    model.eval()
+    check_vocab(model, tok, spec)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    prov.update({"revision": revision, "dtype": str(dtype).replace("torch.", ""),
+                 "model_type": model.config.model_type,
+                 "commit": getattr(model.config, "_commit_hash", None)})
+    if prov["source"] != "hub":
+        prov["weights_sha256"] = _weights_sha(Path(prov["path"]))
+    return ModelHandle(model=model, tokenizer=tok, provenance=prov)

@@ -1,0 +1,131 @@
+"""A suite on disk: several sizes trained on one token store in one recorded order.
+
+Layout (``workspace/suites/<name>-<hash>/``)::
+
+    suite.json                 config, store path and manifest hash
+    order/                     order.json + permutation-epoch*.npy (the data order)
+    models/<size>/             loss.jsonl, checkpoints/step<N>/ (HF folders), resume/, manifest.json
+    manifest.json              written last, once every size is done
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from empiricist.artifacts import atomic_write_json, config_hash, is_complete, read_manifest, workspace, write_manifest
+from empiricist.data.order import TrainingOrder
+from empiricist.errors import ArtifactError, EmpiricistError
+from empiricist.suite.config import SuiteConfig
+from empiricist.suite.train import StepCallback, read_loss_curve, train_model
+
+
+def _open_store(path: str | Path) -> Any:
+    from empiricist.data.store import TokenStore
+
+    return TokenStore.open(path)
+
+
+def suite_path(config: SuiteConfig, store: Any, root: str | Path | None = None) -> Path:
+    key = config_hash({"suite": config.to_dict(), "store": store.fingerprint})
+    return workspace(root) / "suites" / f"{config.name}-{key}"
+
+
+def train_suite(
+    config: SuiteConfig,
+    store: Any,
+    out_dir: str | Path | None = None,
+    *,
+    sizes: Iterable[str] | None = None,
+    root: str | Path | None = None,
+    progress: bool = True,
+    on_step: StepCallback | None = None,
+) -> Path:
+    """Train every size (or the named ones) on the same order; resumes and skips finished models."""
+    out = Path(out_dir) if out_dir else suite_path(config, store, root)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"config": config.to_dict(), "store_path": str(Path(store.path).resolve()),
+            "store_hash": store.fingerprint, "vocab_size": store.vocab_size}
+    existing = out / "suite.json"
+    if existing.exists():
+        old = json.loads(existing.read_text())
+        if old["config"] != json.loads(json.dumps(meta["config"])) or old["store_hash"] != meta["store_hash"]:
+            raise EmpiricistError(f"{out} holds a suite with another config or store; choose another folder")
+    else:
+        atomic_write_json(existing, meta)
+    t = config.train
+    order = TrainingOrder(store, t.seq_len, t.batch_size, t.seed)
+    order.save(out / "order", epochs=1 + (t.steps * t.batch_size - 1) // order.seqs_per_epoch)
+    wanted = [config.size(s) for s in sizes] if sizes else list(config.sizes)
+    for size in wanted:
+        train_model(out / "models" / size.name, size, t, order, store.vocab_size,
+                    tokenizer_path=Path(store.tokenizer_path), progress=progress, on_step=on_step,
+                    info={"suite": config.name, "suite_dir": str(out.resolve()), "store_hash": meta["store_hash"]})
+    if all(is_complete(out / "models" / s.name) for s in config.sizes):
+        write_manifest(out, kind="suite", config=config.to_dict(), inputs={"store": meta["store_hash"]},
+                       extra={"sizes": [s.name for s in config.sizes]})
+    return out
+
+
+class Suite:
+    """Read access to a trained (or partly trained) suite folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        meta_path = self.path / "suite.json"
+        if not meta_path.exists():
+            raise ArtifactError(f"{self.path} is not a suite folder (no suite.json)")
+        self.meta = json.loads(meta_path.read_text())
+        self.config = SuiteConfig.from_dict(self.meta["config"])
+
+    @property
+    def complete(self) -> bool:
+        return is_complete(self.path)
+
+    @property
+    def sizes(self) -> list[str]:
+        return [s.name for s in self.config.sizes]
+
+    def store(self) -> Any:
+        store = _open_store(self.meta["store_path"])
+        if store.fingerprint != self.meta["store_hash"]:
+            raise ArtifactError(f"the token store at {self.meta['store_path']} changed since suite {self.path} was trained")
+        return store
+
+    def order(self) -> TrainingOrder:
+        return TrainingOrder.load(self.path / "order", self.store())
+
+    def model_dir(self, size: str) -> Path:
+        self.config.size(size)
+        return self.path / "models" / size
+
+    def checkpoints(self, size: str) -> list[int]:
+        folder = self.model_dir(size) / "checkpoints"
+        if not folder.exists():
+            return []
+        steps = [int(p.name[4:]) for p in folder.iterdir() if p.name.startswith("step") and is_complete(p)]
+        return sorted(steps)
+
+    def checkpoint_path(self, size: str, step: int | None = None) -> Path:
+        """Folder of a checkpoint (default: the last); a missing one names the ones that exist."""
+        steps = self.checkpoints(size)
+        if not steps:
+            raise ArtifactError(f"suite {self.path.name}: size {size!r} has no checkpoints yet (not trained?)")
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise ArtifactError(f"suite {self.path.name}: size {size!r} has no checkpoint at step {step}; "
+                                f"available steps: {steps}")
+        return self.model_dir(size) / "checkpoints" / f"step{step}"
+
+    def model_manifest(self, size: str) -> dict[str, Any]:
+        return read_manifest(self.model_dir(size), kind="suite_model")
+
+    def loss_curve(self, size: str) -> Any:
+        return read_loss_curve(self.model_dir(size))
+
+
+def find_suites(root: str | Path | None = None) -> list[Path]:
+    folder = workspace(root) / "suites"
+    return sorted(p for p in folder.iterdir() if (p / "suite.json").exists()) if folder.exists() else []

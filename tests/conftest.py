@@ -1,0 +1,31 @@
+"""Shared fixtures: a small synthetic token store, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+WORDS = ("alpha beta gamma delta epsilon born in the city of river lisbon paris works as a teacher "
+         "and plays violin near harbour").split()
+
+
+def synthetic_texts(n: int = 1500, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 60))) + "." for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory) -> Path:
+    from empiricist.data import Document, build_store, train_bpe
+
+    root = tmp_path_factory.mktemp("store")
+    texts = synthetic_texts()
+    tok = train_bpe(texts, 300, root / "tok")
+    return build_store((Document(f"d{i}", t, {"i": i}) for i, t in enumerate(texts)), tok, root / "store",
+                       progress=False)

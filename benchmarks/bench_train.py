@@ -1,0 +1,112 @@
+"""Training throughput: our trainer's step against a plain fp32 HF loop, and against the matmul peak.
+
+Run on demand (never in tests):  python benchmarks/bench_train.py [--sizes m1 m2 m3 m4] [--steps 8]
+
+For each micro size, in one process, on the same model shape and the same batch:
+- "plain fp32 HF": ``model(input_ids, labels=input_ids).loss``, ``torch.optim.AdamW`` defaults, torch's
+  default threads — what a user writes first;
+- "empiricist": the trainer's own step (``lm_loss`` with the configured precision, our optimiser, thread
+  setting) — exactly the code ``empiricist suite train`` runs.
+MFU = model FLOPs/s ÷ the measured peak of a large matmul in the same precision (fp32 or bf16), with
+model FLOPs = 6·N·tokens + 12·layers·d·T·tokens (attention, as in the PaLM appendix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from empiricist.suite.config import get_preset
+from empiricist.suite.model import build_model
+from empiricist.suite.train import configure_threads, lm_loss, make_optimizer
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def model_flops_per_token(size, vocab: int, seq_len: int) -> float:
+    n = size.n_params(vocab) - vocab * size.d_model  # input embedding lookups are not matmuls
+    return 6 * n + 12 * size.n_layers * size.d_model * seq_len
+
+
+def time_steps(step_fn, steps: int) -> float:
+    step_fn()
+    step_fn()  # warm-up (allocator, oneDNN primitive caches)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step_fn()
+    return (time.perf_counter() - t) / steps
+
+
+def bench_size(name: str, steps: int) -> list[dict]:
+    cfg = get_preset("micro")
+    size, t = cfg.size(name), cfg.train
+    vocab = cfg.vocab_size
+    batch = torch.randint(0, vocab, (t.batch_size, t.seq_len + 1), generator=torch.Generator().manual_seed(0))
+    tokens = t.batch_size * t.seq_len
+    rows = []
+
+    torch.set_num_threads(os.cpu_count() or 1)  # torch's default
+    plain = build_model(size, vocab, t.seq_len, seed=0)
+    plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-3)
+
+    def plain_step() -> None:
+        loss = plain(input_ids=batch, labels=batch).loss
+        loss.backward()
+        plain_opt.step()
+        plain_opt.zero_grad()
+
+    rows.append(("plain fp32 HF", "fp32", time_steps(plain_step, steps)))
+
+    configure_threads(t.threads)
+    ours = build_model(size, vocab, t.seq_len, seed=0)
+    opt = make_optimizer(ours, t)
+
+    def our_step() -> None:
+        loss = lm_loss(ours, batch, t.precision)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ours.parameters(), t.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    rows.append(("empiricist", t.precision, time_steps(our_step, steps)))
+    flops_tok = model_flops_per_token(size, vocab, t.seq_len)
+    out = []
+    for label, prec, sec in rows:
+        out.append({"size": name, "params": size.n_params(vocab), "loop": label, "precision": prec,
+                    "tokens_per_s": tokens / sec, "model_tflops": flops_tok * tokens / sec / 1e12})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", default=["m1", "m2", "m3", "m4"])
+    ap.add_argument("--steps", type=int, default=8)
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"cores: {os.cpu_count()}  matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s (2048×2048)\n")
+    print("| size | params | loop | precision | tokens/s | speed-up | model GFLOP/s | MFU |")
+    print("|---|---:|---|---|---:|---:|---:|---:|")
+    for name in args.sizes:
+        rows = bench_size(name, args.steps)
+        base = rows[0]["tokens_per_s"]
+        for r in rows:
+            print(f"| {r['size']} | {r['params']:,} | {r['loop']} | {r['precision']} | {r['tokens_per_s']:,.0f} | "
+                  f"{r['tokens_per_s'] / base:.2f}× | {r['model_tflops'] * 1e3:.1f} | "
+                  f"{r['model_tflops'] * 1e12 / peaks[r['precision']]:.1%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

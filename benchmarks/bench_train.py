@@ -21,7 +21,7 @@ import torch
 
 from empiricist.suite.config import get_preset
 from empiricist.suite.model import build_model
-from empiricist.suite.train import configure_threads, lm_loss, make_optimizer
+from empiricist.suite.train import configure_threads, make_optimizer, make_step_fns
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
@@ -72,14 +72,17 @@ def bench_size(name: str, steps: int) -> list[dict]:
     ours = build_model(size, vocab, t.seq_len, seed=0)
     opt = make_optimizer(ours, t)
 
+    precision = t.precision_for(size)
+    loss_fn, opt_step = make_step_fns(ours, opt, precision, t.compile)
+
     def our_step() -> None:
-        loss = lm_loss(ours, batch, t.precision)
+        loss = loss_fn(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ours.parameters(), t.grad_clip)
-        opt.step()
+        opt_step()
         opt.zero_grad(set_to_none=True)
 
-    rows.append(("empiricist", t.precision, time_steps(our_step, steps)))
+    rows.append(("empiricist" + (" (compiled)" if t.compile else ""), precision, time_steps(our_step, steps)))
     flops_tok = model_flops_per_token(size, vocab, t.seq_len)
     out = []
     for label, prec, sec in rows:

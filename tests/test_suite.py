@@ -85,9 +85,7 @@ def test_resume_after_kill_gives_same_weights(small_store, tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(script), str(small_store), str(killed)], stdout=subprocess.PIPE,
                             text=True)
-    seen = 0
     for line in proc.stdout:  # kill the first model mid-run, after a few snapshots
-        seen += 1
         if int(line) >= 17:
             proc.send_signal(signal.SIGKILL)
             break
@@ -103,7 +101,7 @@ def test_resume_after_kill_gives_same_weights(small_store, tmp_path):
         assert a == b, size
     la = (full / "models/t1/loss.jsonl").read_text()
     lb = (killed / "models/t1/loss.jsonl").read_text()
-    strip = lambda text: [line.split('"elapsed_s"')[0] for line in text.splitlines()]  # noqa: E731
+    strip = lambda text: [line.split('"elapsed_s"')[0] for line in text.splitlines()]
     assert strip(la) == strip(lb)
 
 

@@ -23,9 +23,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from empiricist.cli import foundation
+    from empiricist.cli import foundation, lookup
 
     foundation.register(app)
+    lookup.register(app)
 
 
 _register()
@@ -42,14 +43,12 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted (finished artifacts are kept; re-run to resume)", err=True)
         sys.exit(130)
-    except Exception as e:  # click usage errors and aborts
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # typer bundles its own click: recognise its exceptions by shape, not class
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors: message + usage, exit 2
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if type(e).__name__ == "Exit":
+            sys.exit(getattr(e, "exit_code", 0))
+        if type(e).__name__ == "Abort":
             sys.exit(1)
         raise

@@ -162,13 +162,30 @@ def _read_jsonl(path: Path, text_field: str, id_field: str) -> Located:
                 raise InputError(f"not UTF-8 text ({e.reason})", path=file, line=lineno + 1) from None
 
 
-def _jsonl_doc(line: str, file: Path, lineno: int, rel: str, text_field: str, id_field: str) -> Document:
+def parse_json_line(line: str, file: Path, lineno: int) -> dict[str, Any]:
+    """One JSONL line as an object; anything else is an InputError naming the file and line."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise InputError(f"malformed JSON ({e.msg} at column {e.colno})", path=file, line=lineno) from None
     if not isinstance(record, dict):
         raise InputError(f"expected a JSON object, got {type(record).__name__}", path=file, line=lineno)
+    return record
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file: eval items, configs, logs."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                yield lineno, parse_json_line(line, path, lineno)
+
+
+def _jsonl_doc(line: str, file: Path, lineno: int, rel: str, text_field: str, id_field: str) -> Document:
+    record = parse_json_line(line, file, lineno)
     return _from_record(record, f"{rel}:{lineno}", text_field, id_field, path=file, line=lineno)
 
 

@@ -1,1 +1,37 @@
-"""empiricist.lookup"""
+"""empiricist.lookup: training-data lookup — exact n-gram counts, documents and ∞-gram distributions
+(infini-gram), OLMoTrace-style output tracing, semantic (FAISS) and lexical (BM25) search, test-set
+contamination and membership inference, each scored against the generated world's ground truth."""
+
+from empiricist.lookup.contamination import ItemContamination, contamination_report, split_clean_contaminated
+from empiricist.lookup.groundtruth import evaluate_contamination, retrieval_groundtruth, to_markdown
+from empiricist.lookup.membership import MembershipScore, membership_scores, roc_auc
+from empiricist.lookup.ngram import NgramIndex
+from empiricist.lookup.ngram_build import build_ngram_index, default_ngram_index_path
+from empiricist.lookup.results import DocumentHit, FindResult, NextTokenDistribution
+from empiricist.lookup.search import Hit, SearchIndex, build_search_index
+from empiricist.lookup.trace import TraceResult, TraceSpan, trace, trace_text
+
+__all__ = [
+    "DocumentHit",
+    "FindResult",
+    "Hit",
+    "ItemContamination",
+    "MembershipScore",
+    "NextTokenDistribution",
+    "NgramIndex",
+    "SearchIndex",
+    "TraceResult",
+    "TraceSpan",
+    "build_ngram_index",
+    "build_search_index",
+    "contamination_report",
+    "default_ngram_index_path",
+    "evaluate_contamination",
+    "membership_scores",
+    "retrieval_groundtruth",
+    "roc_auc",
+    "split_clean_contaminated",
+    "to_markdown",
+    "trace",
+    "trace_text",
+]

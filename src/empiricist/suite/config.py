@@ -56,17 +56,24 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0
     seed: int = 1234
-    precision: str = "bf16"  # "bf16" (autocast; fp32 master weights) or "fp32"
+    precision: str = "auto"  # "bf16" (autocast; fp32 master weights), "fp32", or "auto" (per size, see below)
+    compile: bool = False  # torch.compile the step (inductor): ~1.6-2.2x on micro sizes, ~20 s warm-up a model
     threads: int = 0  # 0: all available cores
     resume_every: int = 100  # steps between resume snapshots (besides checkpoints)
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.precision not in ("bf16", "fp32"):
-            raise EmpiricistError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.precision not in ("bf16", "fp32", "auto"):
+            raise EmpiricistError(f"precision must be 'bf16', 'fp32' or 'auto', got {self.precision!r}")
         for name in ("seq_len", "batch_size", "steps"):
             if getattr(self, name) <= 0:
                 raise EmpiricistError(f"train.{name} must be positive")
+
+    def precision_for(self, size: ModelSize) -> str:
+        """'auto': bf16 autocast pays for its casts only once matmuls dominate (measured: d_model ≥ 64)."""
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if size.d_model >= 64 else "fp32"
 
     @property
     def tokens_per_step(self) -> int:
@@ -137,7 +144,8 @@ SUITE_PRESETS: dict[str, SuiteConfig] = {
     "micro": SuiteConfig(
         name="micro",
         sizes=_sizes(("m1", 48, 2, 4), ("m2", 96, 2, 4), ("m3", 160, 3, 4), ("m4", 256, 4, 8)),
-        train=TrainConfig(seq_len=128, batch_size=32, steps=1200, lr=3e-3, warmup_steps=60, resume_every=100),
+        train=TrainConfig(seq_len=128, batch_size=32, steps=1200, lr=3e-3, warmup_steps=60, resume_every=100,
+                          compile=True),
         vocab_size=2048,
     ),
 }

@@ -15,7 +15,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from empiricist.artifacts import atomic_write_json, config_hash, is_complete, read_manifest, workspace, write_manifest
+from empiricist.artifacts import (
+    atomic_write_json,
+    config_hash,
+    is_complete,
+    read_manifest,
+    workspace,
+    write_manifest,
+)
 from empiricist.data.order import TrainingOrder
 from empiricist.errors import ArtifactError, EmpiricistError
 from empiricist.suite.config import SuiteConfig

@@ -63,6 +63,19 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
 
 
+def make_step_fns(model: torch.nn.Module, opt: torch.optim.Optimizer, precision: str, compile: bool
+                  ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], None]]:
+    """The loss and optimiser-step functions. With ``compile`` the forward+loss is compiled with inductor,
+    which fuses the many small elementwise ops that dominate small models on CPU; the optimiser step stays
+    eager (compiling it would recompile whenever the scheduled learning rate, a Python float, changes)."""
+    def loss_fn(batch: torch.Tensor) -> torch.Tensor:
+        return lm_loss(model, batch, precision)
+
+    if not compile:
+        return loss_fn, opt.step
+    return torch.compile(loss_fn), opt.step
+
+
 # ---------------------------------------------------------------- snapshots and checkpoints
 def _save_snapshot(folder: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int) -> None:
     with building(folder, overwrite=True) as tmp:
@@ -126,7 +139,7 @@ def train_model(
     log_path = out_dir / "loss.jsonl"
     log = _read_log(log_path, before=start)
     ckpt_steps = set(cfg.checkpoint_steps())
-    info = {**(info or {}), "size": size.name, "n_params": size.n_params(vocab_size),
+    info = {**(info or {}), "precision": cfg.precision_for(size), "size": size.name, "n_params": size.n_params(vocab_size),
             "n_non_embedding_params": size.n_non_embedding_params(vocab_size), "threads": threads}
 
     def checkpoint(step: int, loss: float | None) -> None:
@@ -137,6 +150,8 @@ def train_model(
 
     if start == 0:
         checkpoint(0, None)
+    precision = cfg.precision_for(size)
+    loss_fn, opt_step = make_step_fns(model, opt, precision, cfg.compile)
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {size.name}", disable=not progress, unit="step")
     t0, loss_val = time.perf_counter(), math.nan
@@ -144,11 +159,11 @@ def train_model(
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         batch = torch.from_numpy(order.batch(step))
-        loss = lm_loss(model, batch, cfg.precision)
+        loss = loss_fn(batch)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        opt_step()
         opt.zero_grad(set_to_none=True)
         loss_val = float(loss.detach())
         if not math.isfinite(loss_val):

@@ -1,0 +1,249 @@
+"""CLI for training-data lookup: ``index``, ``count``, ``docs``, ``next``, ``trace``, ``search``, ``contamination``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from empiricist.cli.foundation import Quiet, Workspace
+
+console = Console()
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="token store folder (default: the suite's)")]
+SuiteOpt = Annotated[str, typer.Option("--suite", help="suite name or folder whose store to use")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def open_store(store: Path | None, suite: str, workspace: Path | None) -> Any:
+    """The store to look in; indexes built for it go to the same workspace."""
+    import os
+
+    from empiricist.data.store import TokenStore
+
+    if workspace is not None:
+        os.environ["EMPIRICIST_HOME"] = str(workspace)
+
+    if store is not None:
+        return TokenStore.open(store)
+    from empiricist.suite.handles import resolve_suite
+    from empiricist.suite.suite import Suite
+
+    return Suite(resolve_suite(suite, workspace)).store()
+
+
+def open_ngram(store: Any, build: bool = True, progress: bool = True) -> Any:
+    from empiricist.artifacts import is_complete
+    from empiricist.lookup import NgramIndex, build_ngram_index, default_ngram_index_path
+
+    path = default_ngram_index_path(store)
+    if not is_complete(path):
+        if not build:
+            from empiricist.errors import ArtifactError
+
+            raise ArtifactError(f"no n-gram index for store {store.path}; run `empiricist index build`")
+        build_ngram_index(store, progress=progress)
+    return NgramIndex.open(path, store)
+
+
+def _query(text: str | None, ids: str | None) -> Any:
+    from empiricist.errors import InputError
+
+    if ids:
+        try:
+            return [int(x) for x in ids.replace(",", " ").split()]
+        except ValueError:
+            raise InputError(f"--ids must be integers separated by spaces or commas, got {ids!r}") from None
+    if text is None:
+        raise InputError("give a query text or --ids")
+    return text
+
+
+def _print_docs(store: Any, hits: list[Any], chars: int) -> None:
+    """One table for n-gram, trace and search hits (they name the document index and id differently)."""
+    table = Table()
+    for col in ("rank", "doc id", "matches", "genre", "text"):
+        table.add_column(col)
+    for i, h in enumerate(hits, 1):
+        d = h.to_dict() if hasattr(h, "to_dict") else dict(h)
+        index = d.get("index", d.get("doc_index"))
+        meta = d.get("meta") or {}
+        score = d.get("occurrences", d.get("score", ""))
+        text = store.doc_text(int(index))[:chars].replace("\n", " ")
+        table.add_row(str(i), str(d.get("id", d.get("doc_id"))), f"{score:.3g}" if isinstance(score, float)
+                      else str(score), str(meta.get("genre", "")), text)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    index = typer.Typer(help="Build training-data indexes over a token store.", no_args_is_help=True)
+    app.add_typer(index, name="index")
+
+    @index.command("build")
+    def index_build(
+        kind: Annotated[list[str] | None, typer.Option(help="ngram, bm25, minilm, model (default: ngram, bm25)")] = None,
+        model: Annotated[str | None, typer.Option(help="model spec for --kind model (default: the suite's largest)")] = None,
+        chunk_tokens: Annotated[int | None, typer.Option(help="index chunks of N tokens instead of documents")] = None,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+    ) -> None:
+        """Build (or reuse) the n-gram index and search indexes for a store."""
+        from empiricist.lookup import build_search_index
+
+        s = open_store(store, suite, workspace)
+        for k in kind or ["ngram", "bm25"]:
+            if k == "ngram":
+                console.print(f"ngram: {open_ngram(s, progress=not quiet).path}")
+                continue
+            handle = _model_for(k, model, suite, workspace)
+            path = build_search_index(s, kind=k, chunk_tokens=chunk_tokens, model=handle, progress=not quiet)
+            console.print(f"{k}: {path}")
+
+    @app.command("count")
+    def count_cmd(text: Annotated[str | None, typer.Argument()] = None,
+                  ids: Annotated[str | None, typer.Option(help="token ids instead of text")] = None,
+                  store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None) -> None:
+        """How often a token sequence occurs in the training data."""
+        idx = open_ngram(open_store(store, suite, workspace))
+        console.print(idx.count(_query(text, ids)))
+
+    @app.command("docs")
+    def docs_cmd(text: Annotated[str | None, typer.Argument()] = None,
+                 ids: Annotated[str | None, typer.Option()] = None,
+                 max_docs: Annotated[int, typer.Option()] = 10, chars: Annotated[int, typer.Option()] = 120,
+                 as_json: JsonOpt = False,
+                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None) -> None:
+        """Training documents containing a token sequence, with their metadata."""
+        s = open_store(store, suite, workspace)
+        hits = open_ngram(s).documents(_query(text, ids), max_docs=max_docs)
+        if as_json:
+            typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1, default=str))
+        else:
+            _print_docs(s, hits, chars)
+
+    @app.command("next")
+    def next_cmd(text: Annotated[str | None, typer.Argument()] = None,
+                 ids: Annotated[str | None, typer.Option()] = None, top: Annotated[int, typer.Option()] = 10,
+                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None) -> None:
+        """∞-gram next-token distribution: the longest suffix of the query seen in training, and what followed."""
+        idx = open_ngram(open_store(store, suite, workspace))
+        dist = idx.next_token_distribution(_query(text, ids))
+        console.print(f"longest suffix seen: {dist.suffix_len} tokens, {dist.count:,} occurrences"
+                      + (" (sampled)" if dist.approx else ""))
+        table = Table()
+        for col in ("token", "id", "count", "p"):
+            table.add_column(col)
+        probs = dist.probs()
+        for tid, c in dist.top(top):
+            table.add_row(repr(idx.decode([tid])), str(tid), f"{c:,}", f"{probs[tid]:.3f}")
+        console.print(table)
+
+    @app.command("trace")
+    def trace_cmd(
+        prompt: Annotated[str, typer.Option(help="prompt given to the model")] = "",
+        text: Annotated[str | None, typer.Option(help="trace this output instead of generating one")] = None,
+        model: Annotated[str | None, typer.Option(help="model spec (default: the suite's largest model)")] = None,
+        max_new_tokens: Annotated[int, typer.Option()] = 48,
+        min_len: Annotated[int, typer.Option(help="minimum span length in tokens")] = 5,
+        max_freq: Annotated[int, typer.Option(help="drop spans occurring more often than this")] = 1000,
+        max_docs: Annotated[int, typer.Option()] = 5,
+        as_json: JsonOpt = False,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None,
+    ) -> None:
+        """Generate with a model (or take --text) and trace verbatim spans of the output to training documents."""
+        from empiricist.lookup import trace_text
+
+        s = open_store(store, suite, workspace)
+        idx = open_ngram(s)
+        if text is None:
+            handle = _model_for("model", model, suite, workspace)
+            text = generate(handle, prompt, max_new_tokens)
+        result = trace_text(idx, text, prompt=prompt or None, min_len=min_len, max_freq=max_freq, max_docs=max_docs)
+        if as_json:
+            typer.echo(json.dumps({"prompt": prompt, "output": text, **result.to_dict()}, ensure_ascii=False,
+                                  indent=1, default=str))
+            return
+        console.print(f"[bold]prompt[/bold] {prompt!r}\n[bold]output[/bold] {text!r}")
+        for span in result.spans:
+            d = span.to_dict()
+            console.print(f"\n[green]{d.get('text')!r}[/green] (count {d.get('count')})")
+            _print_docs(s, d.get("documents", []), 100)
+
+    @app.command("search")
+    def search_cmd(
+        query: Annotated[str, typer.Argument()],
+        kind: Annotated[str, typer.Option(help="bm25, minilm or model")] = "bm25",
+        model: Annotated[str | None, typer.Option()] = None, k: Annotated[int, typer.Option("-k", "--k")] = 10,
+        chars: Annotated[int, typer.Option()] = 120, as_json: JsonOpt = False,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+    ) -> None:
+        """Semantic (FAISS over MiniLM or the model's own states) or lexical (BM25) search of training documents."""
+        from empiricist.lookup import SearchIndex, build_search_index
+
+        s = open_store(store, suite, workspace)
+        handle = _model_for(kind, model, suite, workspace)
+        path = build_search_index(s, kind=kind, model=handle, progress=not quiet)
+        hits = SearchIndex.open(path, s, model=handle).search(query, k=k)
+        if as_json:
+            typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1, default=str))
+        else:
+            _print_docs(s, hits, chars)
+
+    @app.command("contamination")
+    def contamination_cmd(
+        items: Annotated[Path, typer.Argument(help="eval items (JSONL)")],
+        fields: Annotated[str, typer.Option(help="comma-separated item fields whose text is checked")] = "question,answer",
+        n: Annotated[int, typer.Option(help="n-gram length")] = 13,
+        min_fraction: Annotated[float, typer.Option(help="flag an item when this fraction of its n-grams occur "
+                                                    "(0 = any one n-gram, lm-eval's rule)")] = 0.8,
+        model: Annotated[list[str] | None, typer.Option(help="models for membership scores (Min-K%, loss, zlib)")] = None,
+        out: Annotated[Path | None, typer.Option(help="write per-item JSONL here")] = None,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+    ) -> None:
+        """Per item: longest verbatim overlap, matching n-grams, documents involved; optional membership scores."""
+        from empiricist.artifacts import atomic_write_text
+        from empiricist.data.readers import iter_records
+        from empiricist.lookup import contamination_report, membership_scores
+        from empiricist.suite.handles import load_model
+
+        rows = [rec for _, rec in iter_records(items)]
+        s = open_store(store, suite, workspace)
+        report = contamination_report(rows, s, open_ngram(s, progress=not quiet), n=n, fields=fields.split(","),
+                                      min_fraction=min_fraction)
+        out_rows = [r.to_dict() for r in report]
+        for spec in model or []:
+            h = load_model(spec, root=workspace)
+            for row, m in zip(out_rows, membership_scores(h, rows, fields=fields.split(","), progress=not quiet),
+                              strict=True):
+                row[f"membership[{h.name}]"] = m.scores()
+        flagged = sum(r["contaminated"] for r in out_rows)
+        console.print(f"{flagged} of {len(out_rows)} items contaminated ({n}-grams, min fraction {min_fraction})")
+        if out:
+            atomic_write_text(out, "".join(json.dumps(r, default=str) + "\n" for r in out_rows))
+            console.print(f"per-item results: {out}")
+
+
+def _model_for(kind: str, spec: str | None, suite: str, workspace: Path | None) -> Any:
+    if kind != "model":
+        return None
+    from empiricist.suite.handles import load_model, resolve_suite
+    from empiricist.suite.suite import Suite
+
+    if spec is None:
+        s = Suite(resolve_suite(suite, workspace))
+        spec = f"suite:{s.path}/{s.sizes[-1]}"
+    return load_model(spec, root=workspace)
+
+
+def generate(handle: Any, prompt: str, max_new_tokens: int) -> str:
+    """Greedy continuation of ``prompt`` (deterministic, so a trace can be re-run)."""
+    import torch
+
+    tok = handle.tokenizer
+    ids = tok(prompt, return_tensors="pt")["input_ids"] if prompt else torch.tensor([[tok.eos_token_id]])
+    with torch.inference_mode():
+        out = handle.model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)

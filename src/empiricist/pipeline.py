@@ -95,9 +95,9 @@ def run_main(
     max_fact_items: int | None = None,
 ) -> list[dict[str, Any]]:
     """Generate the world, train the suite, and return one summary row per size."""
+    from empiricist.data.store import TokenStore
     from empiricist.suite.handles import load_model
     from empiricist.suite.suite import Suite, train_suite
-    from empiricist.data.store import TokenStore
     from empiricist.world import WorldConfig
 
     config = get_preset(suite) if isinstance(suite, str) else suite

@@ -27,6 +27,7 @@ def _register() -> None:
 
     foundation.register(app)
     lookup.register(app)
+    lookup.register_validate(app)
 
 
 _register()

@@ -247,3 +247,50 @@ def generate(handle: Any, prompt: str, max_new_tokens: int) -> str:
         out = handle.model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def register_validate(app: typer.Typer) -> None:
+    @app.command("lookup-validate")
+    def lookup_validate(
+        kind: Annotated[list[str] | None, typer.Option(help="retrievers: trace, bm25, minilm, model")] = None,
+        max_items: Annotated[int, typer.Option(help="fact questions per kind (verbatim / paraphrase-only)")] = 300,
+        query: Annotated[str, typer.Option(help="'prompt' (cloze + answer) or 'question' (QA form + answer)")] = "prompt",
+        membership: Annotated[bool, typer.Option(help="also score membership inference with every suite size")] = True,
+        out: Annotated[Path | None, typer.Option(help="write the markdown tables here")] = None,
+        suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+    ) -> None:
+        """Score tracing, search and contamination detection against the world's ground truth (one table each)."""
+        from empiricist.lookup import (SearchIndex, build_search_index, evaluate_contamination,
+                                       retrieval_groundtruth, to_markdown)
+        from empiricist.suite.handles import load_model, resolve_suite
+        from empiricist.suite.suite import Suite
+        from empiricist.world import World
+
+        s = Suite(resolve_suite(suite, workspace))
+        store = open_store(None, suite, workspace)
+        source = store.manifest.get("source") or {}
+        if "world" not in source:
+            from empiricist.errors import EmpiricistError
+
+            raise EmpiricistError(f"store {store.path} was not built from a generated world: no ground truth")
+        world = World.open(source["world"])
+        ngram = open_ngram(store, progress=not quiet)
+        retrievers: dict[str, Any] = {}
+        for k in kind or ["trace", "bm25", "minilm", "model"]:
+            if k == "trace":
+                retrievers["trace"] = ngram
+                continue
+            handle = _model_for(k, None, suite, workspace)
+            path = build_search_index(store, kind=k, model=handle, progress=not quiet)
+            retrievers[k if k != "model" else f"model ({s.sizes[-1]})"] = SearchIndex.open(path, store, model=handle)
+        retrieval = retrieval_groundtruth(world, store, retrievers, max_items=max_items, query=query,
+                                          progress=not quiet)
+        models = {size: load_model(f"suite:{s.path}/{size}") for size in s.sizes} if membership else {}
+        contamination = evaluate_contamination(world, store, ngram, models, progress=not quiet)
+        text = ("## Retrieval of the documents that state a fact (top 10)\n\n" + to_markdown(retrieval)
+                + "\n## Contamination detection against planted items\n\n" + to_markdown(contamination))
+        console.print(text)
+        if out:
+            from empiricist.artifacts import atomic_write_text
+
+            atomic_write_text(out, text)

@@ -62,7 +62,7 @@ class TokenStore:
         self._docs_file = pq.ParquetFile(path / DOCS_FILE, memory_map=True)
         meta = self._docs_file.metadata
         self._rg_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
-        self._row_group = lru_cache(maxsize=8)(self._read_row_group)
+        self._row_group = lru_cache(maxsize=16)(self._read_row_group)
 
     @classmethod
     def open(cls, path: str | Path) -> TokenStore:
@@ -159,29 +159,26 @@ class TokenStore:
         except KeyError:
             raise KeyError(f"no document {doc_id!r} in store {self.path}") from None
 
-    def _read_row_group(self, rg: int) -> pa.Table:
-        return self._docs_file.read_row_group(rg, columns=["text", "meta"])
+    def _read_row_group(self, rg: int, column: str) -> pa.ChunkedArray:
+        # one column at a time: metadata lookups (tracing ranks many documents) never pay for the text
+        return self._docs_file.read_row_group(rg, columns=[column]).column(column)
 
-    def _row(self, i: int) -> tuple[pa.Table, int]:
+    def _cell(self, i: int, column: str) -> Any:
         rg = int(np.searchsorted(self._rg_starts, i, side="right") - 1)
-        return self._row_group(rg), i - int(self._rg_starts[rg])
+        return self._row_group(rg, column)[i - int(self._rg_starts[rg])].as_py()
 
     def doc_text(self, i: int) -> str:
-        table, j = self._row(self._doc(i))
-        return table.column("text")[j].as_py()
+        return self._cell(self._doc(i), "text")
 
     def doc_meta(self, i: int) -> dict[str, Any]:
-        table, j = self._row(self._doc(i))
-        return json.loads(table.column("meta")[j].as_py())
+        return json.loads(self._cell(self._doc(i), "meta"))
 
     def docs(self, indices: Any) -> list[dict[str, Any]]:
         """Records (id, text, meta, n_tokens) for the given document indices, in the order given."""
         out = []
         for i in np.asarray(indices, dtype=np.int64).ravel():
             i = self._doc(i)
-            table, j = self._row(i)
-            out.append({"id": self.doc_id(i), "text": table.column("text")[j].as_py(),
-                        "meta": json.loads(table.column("meta")[j].as_py()),
+            out.append({"id": self.doc_id(i), "text": self.doc_text(i), "meta": self.doc_meta(i),
                         "n_tokens": int(self.doc_offsets[i + 1] - self.doc_offsets[i])})
         return out
 

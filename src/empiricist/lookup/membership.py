@@ -52,8 +52,12 @@ class MembershipScore:
 
 @torch.inference_mode()
 def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str], *, batch_tokens: int = 2048,
-                   progress: bool = False) -> list[np.ndarray]:
-    """Per text, log p(token_i | BOS, tokens_<i) of every token (right-padded, length-sorted batches)."""
+                   progress: bool = False, truncate: bool = False) -> list[np.ndarray]:
+    """Per text, log p(token_i | BOS, tokens_<i) of every token (right-padded, length-sorted batches).
+
+    A text longer than the model's context is an error, or with ``truncate`` only its first
+    context-length tokens are scored (the caller sees it in the length of the returned array).
+    """
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     if start is None:
         raise InputError("the tokenizer has neither a BOS nor an EOS token to condition the first token on")
@@ -63,7 +67,9 @@ def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str], *, batch_to
         ids = [start] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if len(ids) < 2:
             raise InputError(f"text {i} has no tokens")
-        if max_len and len(ids) > max_len:
+        if max_len and len(ids) > max_len and truncate:
+            ids = ids[:max_len]
+        elif max_len and len(ids) > max_len:
             raise InputError(f"text {i} has {len(ids) - 1} tokens; the model's context is {max_len}")
         encoded.append(ids)
     out: list[np.ndarray] = [np.empty(0)] * len(encoded)
@@ -99,16 +105,22 @@ def membership_scores(handle: Any, items: Iterable[Any], *, k: float = 0.2,
                       progress: bool = False) -> list[MembershipScore]:
     """Min-K% Prob, loss and zlib ratio of each item's text under ``handle`` (a ModelHandle).
 
-    ``items``: eval items (their ``fields`` joined, as for contamination) or plain texts.
+    ``items``: eval items (their ``fields`` joined, as for contamination) or plain texts. Texts longer than
+    the model's context are scored on their first context-length tokens (``n_tokens`` says how many); the
+    zlib reference is then taken over the same prefix.
     """
     if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= 1:
         raise InputError(f"k must be a fraction in (0, 1], got {k!r}")
     items = list(items)
     ids = [id_of(it, i, id_field) for i, it in enumerate(items)]
     texts = [item_text(it, fields, where=f"item {iid!r}") for iid, it in zip(ids, items)]
-    lps = token_logprobs(handle.model, handle.tokenizer, texts, batch_tokens=batch_tokens, progress=progress)
+    tok = handle.tokenizer
+    lps = token_logprobs(handle.model, tok, texts, batch_tokens=batch_tokens, progress=progress, truncate=True)
     out = []
     for iid, text, lp in zip(ids, texts, lps):
+        full = tok(text, add_special_tokens=False)["input_ids"]
+        if len(lp) < len(full):
+            text = tok.decode(full[:len(lp)])
         loss = float(-lp.mean())
         out.append(MembershipScore(iid, len(lp), loss, min_k_prob(lp, k),
                                    loss / len(zlib.compress(text.encode("utf-8"))), float(k)))

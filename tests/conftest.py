@@ -7,9 +7,11 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)  # tiny models: a second thread only adds contention (results are per-test-seeded)
 
 WORDS = ("alpha beta gamma delta epsilon born in the city of river lisbon paris works as a teacher "
          "and plays violin near harbour").split()

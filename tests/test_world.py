@@ -186,7 +186,7 @@ def test_entities_and_names(tiny: World) -> None:
                    | {v for r in ("river", "language", "currency") for v in pop.value_sets[r]})
     assert all(not b.startswith(a) for a, b in itertools.pairwise(words))
     assert len({e.name for e in pop.entities}) == len(pop.entities)
-    assert 300 <= len(pop.entities) <= 600
+    assert 200 <= len(pop.entities) <= 600
 
 
 # ------------------------------------------------------------------ subsets

@@ -23,9 +23,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from empiricist.cli import foundation, lookup
+    from empiricist.cli import evals, foundation, lookup
 
     foundation.register(app)
+    evals.register(app)
     lookup.register(app)
     lookup.register_validate(app)
 

@@ -1,0 +1,245 @@
+"""Run tasks × models (× checkpoints), computing only what the cache lacks, and write the run folder.
+
+The run folder (an artifact: built under a temporary name, manifest last) holds ``results.parquet`` and
+``results.jsonl`` (every transcript), ``lm_eval/<model>/samples_<task>_<date>.jsonl``, ``summary.json``
+and ``report.html``. Raw model outputs live in the workspace cache (``evals/cache``), chunk by chunk,
+so an interrupted run resumes and a second run over the same items and models computes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from empiricist.artifacts import building, config_hash, is_complete, read_manifest, workspace, write_manifest
+from empiricist.errors import ArtifactError, EmpiricistError, InputError
+from empiricist.evals.cache import ResultCache
+from empiricist.evals.results import Results
+from empiricist.evals.scorers import LoglikScorer, Scorer
+from empiricist.evals.tasks import Item, Task, load_task, world_tasks
+
+KIND = "eval_run"
+ChunkCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class EvalRun:
+    """What ``run_eval`` made: the results table, the run folder and its report (None when not written)."""
+
+    results: Results
+    folder: Path | None
+    report: Path | None
+    summary: list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------- what to evaluate
+def resolve_tasks(specs: Sequence[str], wrapper: str | None = None, format: str = "auto") -> list[Task]:
+    """``world:<name>`` (the workspace's world) / ``world:<path>:<name>`` / a JSONL file, as tasks."""
+    out = []
+    for spec in specs:
+        if spec.startswith("world:"):
+            rest = spec[len("world:"):]
+            path, _, name = rest.rpartition(":")
+            world = Path(path) if path else _default_world()
+            out.append(world_tasks(world, [name])[name])
+        else:
+            out.append(load_task(spec, format=format, wrapper=wrapper))
+    return out
+
+
+def _default_world() -> Path:
+    worlds = sorted((workspace() / "worlds").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    if not worlds:
+        raise ArtifactError(f"no world in {workspace() / 'worlds'}: generate one (`empiricist world generate`) "
+                            "or name it as world:<path>:<eval>")
+    return worlds[-1].parent
+
+
+def expand_models(models: Sequence[str] = (), suite: str | None = None, sizes: Sequence[str] | None = None,
+                  checkpoints: Sequence[str] | None = None, root: str | Path | None = None) -> list[str]:
+    """Model specs: ``models`` as given, plus the suite's sizes (default all) at the chosen checkpoints.
+
+    ``checkpoints``: step numbers, ``last`` or ``all`` (default: last).
+    """
+    specs = list(models)
+    if suite is None:
+        if sizes or checkpoints:
+            raise InputError("sizes/checkpoints need a suite (--suite)")
+        return specs
+    from empiricist.suite.handles import resolve_suite
+    from empiricist.suite.suite import Suite
+
+    s = Suite(resolve_suite(suite, root))
+    for size in sizes or s.sizes:
+        have = s.checkpoints(size)
+        if not have:
+            raise ArtifactError(f"suite {s.path.name}: size {size!r} has no checkpoints yet")
+        steps: list[int] = []
+        for c in checkpoints or ["last"]:
+            c = str(c).strip()
+            if c in ("last", "all"):
+                steps += have[-1:] if c == "last" else have
+            elif c.isdigit() and int(c) in have:
+                steps.append(int(c))
+            else:
+                raise InputError(f"suite {s.path.name}: size {size!r} has no checkpoint {c!r}; available: {have}",
+                                 field="checkpoints")
+        specs += [f"suite:{s.path}/{size}@step{step}" for step in dict.fromkeys(steps)]
+    return list(dict.fromkeys(specs))
+
+
+# ---------------------------------------------------------------- contamination
+def suite_contamination(handle: Any) -> tuple[Any, Any] | None:
+    """(store, n-gram index) of a suite model's training corpus, when that index has been built."""
+    if handle.provenance.get("source") != "suite":
+        return None
+    try:
+        from empiricist.lookup.ngram import NgramIndex
+        from empiricist.lookup.ngram_build import default_ngram_index_path
+        from empiricist.suite.suite import Suite
+
+        store = Suite(handle.provenance["suite"]).store()
+        path = default_ngram_index_path(store)
+        return (store, NgramIndex.open(path, store)) if is_complete(path) else None
+    except (ImportError, EmpiricistError):
+        return None
+
+
+def contaminated_ids(task: Task, store: Any, index: Any) -> set[str]:
+    from empiricist.lookup.contamination import split_clean_contaminated
+
+    records = [{"id": it.id, "text": it.lookup_text or it.prompt} for it in task.items]
+    return set(split_clean_contaminated(records, store, index, fields=("text",))[1])
+
+
+# ---------------------------------------------------------------- the run
+def _rows(task: Task, handle: Any, label: str, spec: str, scorer: Scorer, raws: list[dict[str, Any]],
+          hashes: list[str], contaminated: set[str] | None, seed: int) -> list[dict[str, Any]]:
+    prov = handle.provenance
+    scoring = json.dumps(scorer.config(), sort_keys=True)
+    base = {"task": task.name, "task_hash": task.hash, "model": label, "model_spec": spec,
+            "model_hash": handle.model_hash, "source": prov.get("source"), "suite": prov.get("suite"),
+            "size": prov.get("size"), "step": prov.get("step"), "n_params": prov.get("n_params"),
+            "tokens_seen": prov.get("tokens_seen"), "scorer": scorer.kind, "scoring": scoring,
+            "scoring_hash": config_hash(scorer.cache_key()), "metric": scorer.metric, "seed": seed}
+    if base["n_params"] is None:
+        base["n_params"] = sum(p.numel() for p in handle.model.parameters())
+    rows = []
+    for i, (it, raw, h) in enumerate(zip(task.items, raws, hashes, strict=True)):
+        rows.append({**base, **raw, **scorer.grade(it, raw), "item_id": it.id, "item_index": i, "item_hash": h,
+                     "cluster": it.cluster, "split": _split(it), "meta": json.dumps(it.meta, sort_keys=True),
+                     "prompt": it.prompt, "choices": list(it.choices), "gold": list(it.gold), "answer": it.answer,
+                     "contaminated": None if contaminated is None else it.id in contaminated})
+    return rows
+
+
+def _split(item: Item) -> str | None:
+    value = item.meta.get("split")
+    return None if value is None else str(value)
+
+
+def evaluate_model(handle: Any, task: Task, scorer: Scorer, *, root: str | Path | None = None,
+                   chunk_size: int = 64, on_chunk: ChunkCallback | None = None, progress: bool = False,
+                   seed: int = 0, label: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Raw outputs for every item of ``task`` (cached ones reused, missing ones computed chunk by chunk)."""
+    cache = ResultCache(handle.model_hash, scorer.cache_key(), root)
+    hashes = [scorer.item_key(it) for it in task.items]
+    missing, queued, pending = set(cache.missing(hashes)), set(), []
+    for it, h in zip(task.items, hashes, strict=True):
+        if h in missing and h not in queued:  # items with identical prompt and choices are computed once
+            pending.append(it)
+            queued.add(h)
+    done = len(task.items) - len(pending)
+    for start in range(0, len(pending), chunk_size):
+        chunk = pending[start:start + chunk_size]
+        torch.manual_seed(seed)
+        raws = scorer.compute(handle, chunk, progress=progress)
+        cache.add({scorer.item_key(it): r for it, r in zip(chunk, raws, strict=True)})
+        done += len(chunk)
+        if on_chunk is not None:
+            on_chunk({"model": label or handle.name, "task": task.name, "n_new": len(chunk), "n_done": done,
+                      "n_total": len(task.items)})
+    have = cache.load()
+    return [have[h] for h in hashes], hashes
+
+
+def run_eval(
+    tasks: Task | Sequence[Task],
+    models: Sequence[str | Any],
+    scorer: Scorer | None = None,
+    *,
+    out: str | Path | None = None,
+    root: str | Path | None = None,
+    chunk_size: int = 64,
+    contamination: str | bool | Mapping[str, Any] = "auto",
+    on_chunk: ChunkCallback | None = None,
+    progress: bool = False,
+    seed: int = 0,
+    write: bool = True,
+    title: str | None = None,
+) -> EvalRun:
+    """Evaluate every model on every task and write the run folder (``write=False``: table only).
+
+    ``models``: specs (``suite:...``, folders, hub ids; see ``suite.handles``) or loaded ``ModelHandle``s.
+    ``contamination``: ``"auto"`` (suite models whose corpus has an n-gram index), False, or
+    ``{"store": TokenStore, "index": NgramIndex | path | None}`` applied to every model.
+    """
+    from empiricist.suite.handles import ModelHandle, load_model
+
+    tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
+    if not tasks or not models:
+        raise InputError("nothing to evaluate: give at least one task and one model")
+    scorer = scorer or LoglikScorer()
+    rows, specs, names = [], [], {}
+    for m in models:
+        handle = m if isinstance(m, ModelHandle) else load_model(str(m), root=root)
+        spec = str(m) if not isinstance(m, ModelHandle) else str(handle.provenance.get("path", handle.name))
+        specs.append((spec, handle.name, handle.model_hash))
+        names[handle.name] = names.get(handle.name, 0) + 1  # a unique display name per model
+        label = handle.name if names[handle.name] == 1 else f"{handle.name}#{names[handle.name]}"
+        found = (contamination.get("store"), contamination.get("index")) if isinstance(contamination, Mapping) \
+            else suite_contamination(handle) if contamination == "auto" else None
+        for task in tasks:
+            raws, hashes = evaluate_model(handle, task, scorer, root=root, chunk_size=chunk_size,
+                                          on_chunk=on_chunk, progress=progress, seed=seed, label=label)
+            dirty = None if found is None else contaminated_ids(task, found[0], found[1])
+            rows += _rows(task, handle, label, spec, scorer, raws, hashes, dirty, seed)
+        del handle
+    results = Results.from_rows(rows)
+    from empiricist.report.analysis import summary_rows
+
+    summary = summary_rows(results)
+    if not write:
+        return EvalRun(results, None, None, summary)
+    key = {"tasks": [t.hash for t in tasks], "models": [h for _, _, h in specs], "scoring": scorer.config()}
+    folder = Path(out) if out else workspace(root) / "evals" / "runs" / \
+        f"{'+'.join(t.name for t in tasks)}-{config_hash(key)}"
+    _check_out(folder)
+    with building(folder, overwrite=True) as tmp:
+        results.write(tmp)
+        results.write_lm_eval_samples(tmp / "lm_eval")
+        from empiricist.report import write_report
+
+        write_report(results, tmp / "report.html", title=title or f"eval: {', '.join(t.name for t in tasks)}")
+        from empiricist.artifacts import atomic_write_json
+
+        atomic_write_json(tmp / "summary.json", summary)
+        write_manifest(tmp, kind=KIND, config={"scoring": scorer.config(), "seed": seed,
+                                               "tasks": [t.name for t in tasks], "models": [s for s, _, _ in specs]},
+                       inputs={**{f"task:{t.name}": t.hash for t in tasks}, **{f"model:{s}": h for s, _, h in specs}})
+    return EvalRun(results, folder, folder / "report.html", summary)
+
+
+def _check_out(folder: Path) -> None:
+    """Only replace an earlier eval run: never wipe a folder that holds something else."""
+    if not folder.exists():
+        return
+    if is_complete(folder):
+        read_manifest(folder, kind=KIND)
+    elif any(folder.iterdir()):
+        raise ArtifactError(f"{folder} exists and is not an eval run; choose an empty or new --out folder")

@@ -37,6 +37,18 @@ def workspace(path: str | Path | None = None) -> Path:
     return root
 
 
+def workspace_of(artifact: str | Path) -> Path:
+    """The workspace an artifact lives in (``<ws>/<kind>s/<name>``), else the default workspace.
+
+    Derived artifacts (indexes of a store, say) go beside their input, so ``-w``/``root`` choices carry
+    through without every caller passing the workspace along.
+    """
+    p = Path(artifact).resolve()
+    if p.parent.name in ("stores", "suites", "worlds", "tokenizers", "indexes") and (p.parent.parent).is_dir():
+        return p.parent.parent
+    return workspace()
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: the form we hash."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)

@@ -20,7 +20,7 @@ from empiricist.artifacts import (
     is_complete,
     read_manifest,
     sha256_file,
-    workspace,
+    workspace_of,
     write_manifest,
 )
 from empiricist.errors import ArtifactError
@@ -37,7 +37,7 @@ def store_inputs(store: Any) -> dict[str, str]:
 
 def default_ngram_index_path(store: Any) -> Path:
     """Default home in the workspace (not inside the store, whose manifest lists every file it holds)."""
-    return workspace() / "indexes" / f"ngram-{store_inputs(store)['store'][:16]}"
+    return workspace_of(store.path) / "indexes" / f"ngram-{store_inputs(store)['store'][:16]}"
 
 
 def build_ngram_index(store: Any, out_dir: str | Path | None = None, progress: bool = True, *,

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from empiricist.artifacts import building, config_hash, is_complete, read_manifest, workspace, write_manifest
+from empiricist.artifacts import (
+    building,
+    config_hash,
+    is_complete,
+    read_manifest,
+    workspace_of,
+    write_manifest,
+)
 from empiricist.errors import ArtifactError, InputError
 from empiricist.lookup.bm25 import BM25Backend, bm25_settings, build_bm25
 from empiricist.lookup.semantic import Embedder, VectorBackend, build_vectors, minilm_embedder, model_embedder
@@ -102,7 +109,7 @@ def chunk_store(store: Any, chunk_tokens: int | None, batch_docs: int = 256) -> 
 def default_search_index_path(store: Any, kind: str, chunk_tokens: int | None = None,
                               identity: dict[str, Any] | None = None) -> Path:
     key = {"store": store_identity(store), "kind": kind, "chunk_tokens": chunk_tokens, "embedder": identity}
-    return workspace() / "indexes" / f"search-{kind}-{config_hash(key)}"
+    return workspace_of(store.path) / "indexes" / f"search-{kind}-{config_hash(key)}"
 
 
 def _embedder_for(kind: str, model: Any) -> Embedder | None:

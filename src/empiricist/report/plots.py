@@ -25,8 +25,9 @@ def _uri(fig: Any) -> str:
 
 def _errorbars(ax: Any, xs: list[float], points: list[dict[str, Any]], **kw: Any) -> None:
     means = [p["mean"] for p in points]
-    lo = [p["mean"] - p["lo"] if p["lo"] is not None else 0 for p in points]
-    hi = [p["hi"] - p["mean"] if p["hi"] is not None else 0 for p in points]
+    # clipped at 0: an interval whose bound sits a rounding error inside the mean (all items right)
+    lo = [max(0.0, p["mean"] - p["lo"]) if p["lo"] is not None else 0 for p in points]
+    hi = [max(0.0, p["hi"] - p["mean"]) if p["hi"] is not None else 0 for p in points]
     ax.errorbar(xs, means, yerr=[lo, hi], fmt="o", capsize=3, **kw)
 
 

@@ -1,0 +1,201 @@
+"""CLI for studies: ``study check|lock|amend|run|bundle|replicate`` and ``ledger``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from empiricist.cli.foundation import Quiet, Workspace
+
+console = Console()
+Spec = Annotated[Path, typer.Argument(help="study spec (TOML)")]
+Prepare = Annotated[bool, typer.Option("--prepare", help="build the spec's suite preset (world, store, models) "
+                                       "through the pipeline if the workspace lacks it")]
+
+
+def _use_workspace(workspace: Path | None) -> None:
+    if workspace is not None:
+        os.environ["EMPIRICIST_HOME"] = str(workspace)
+
+
+def power_table(report: dict[str, Any]) -> Table:
+    parties = list(next(iter(report["worlds"].values()))["parties"])
+    table = Table(title=f"power: {report['n_sims']} simulated studies per world, {report['n_items']} items "
+                        f"({report['n_clusters']} clusters)")
+    table.add_column("world of")
+    table.add_column("controls\npass", justify="right")
+    for p in parties:
+        table.add_column(f"{p}\ncorroborated", justify="right")
+        table.add_column(f"{p}\nfalsified", justify="right")
+    for world, w in report["worlds"].items():
+        cells = [f"{w['controls_pass']:.0%}"]
+        for p in parties:
+            cells += [f"{w['parties'][p]['corroborated']:.0%}", f"{w['parties'][p]['falsified']:.0%}"]
+        table.add_row(world, *cells)
+    return table
+
+
+def verdict_table(results: dict[str, Any]) -> Table:
+    table = Table(title=f"study {results['study']}: {results['status']}")
+    for col in ("party", "prediction", "estimate", "90% CI", "adj. p holds", "adj. p fails", "verdict"):
+        table.add_column(col, justify="right" if col in ("estimate", "adj. p holds", "adj. p fails") else "left")
+    for c in results["controls"]:
+        table.add_row("control", c["id"], f"{c['estimate']:.3f}", f"[{c['lo']:.3f}, {c['hi']:.3f}]",
+                      f"{c['p_hold']:.3g}", f"{c['p_fail']:.3g}", c["verdict"])
+    for p in results["predictions"]:
+        table.add_row(p["party"], p["id"], f"{p['estimate']:.3f}", f"[{p['lo']:.3f}, {p['hi']:.3f}]",
+                      f"{p['p_hold_adj']:.3g}", f"{p['p_fail_adj']:.3g}", p["verdict"])
+    for p in results["parties"]:
+        table.add_row(p["name"], f"[bold]{p['combine']}[/bold]", "", "", "", "", f"[bold]{p['final']}[/bold]")
+    return table
+
+
+def _lock_state(spec: Path) -> None:
+    """Say whether the spec is locked and, if it changed since, what changed."""
+    from empiricist.studies.lock import LockMismatch, check_spec, lock_status, read_lock
+    from empiricist.studies.spec import read_toml
+
+    lock = read_lock(spec)
+    console.print(f"lock: {lock_status(lock)}")
+    if lock is not None:
+        try:
+            check_spec(read_toml(spec), lock, spec)
+        except LockMismatch as e:
+            console.print(f"[red]{e}[/red]")
+
+
+def register(app: typer.Typer) -> None:
+    study = typer.Typer(help="Pre-registered studies: check, lock, run, bundle, replicate.", no_args_is_help=True)
+    app.add_typer(study, name="study")
+
+    @study.command("check")
+    def check_cmd(spec: Spec, sims: Annotated[int | None, typer.Option(help="simulated studies per world "
+                                                                      "(default: the spec's power.n_sims)")] = None,
+                  ) -> None:
+        """Validate a spec and simulate its power in each party's predicted world."""
+        from empiricist.studies import check_power, load_spec
+
+        s = load_spec(spec)
+        console.print(f"[bold]{s.id}[/bold]: valid spec, {len(s.parties)} part{'y' if len(s.parties) == 1 else 'ies'}"
+                      f" ({'adversarial collaboration' if s.adversarial else 'single party'}), "
+                      f"{sum(len(p.predictions) for p in s.parties)} predictions, {len(s.controls)} controls")
+        for w in s.warnings:
+            console.print(f"[yellow]warning:[/yellow] {w}")
+        _lock_state(spec)
+        report = check_power(s, n_sims=sims)
+        console.print(power_table(report))
+        for flag in report["flags"]:
+            console.print(f"[red]{flag}[/red]" if flag.startswith(("NOT AT RISK", "CANNOT", "EXPECT", "CONTROLS CAN"))
+                          else f"[yellow]{flag}[/yellow]")
+        if not report["flags"]:
+            console.print("[green]every party is at risk and the design has the planned power[/green]")
+
+    @study.command("lock")
+    def lock_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party signing")],
+                 signer: Annotated[str, typer.Option(help="who signs for it")], workspace: Workspace = None,
+                 prepare: Prepare = False) -> None:
+        """Sign the spec for one party (the lock is complete once every party has signed)."""
+        from empiricist.studies.lock import lock_path, sign
+
+        _use_workspace(workspace)
+        lock = sign(spec, party, signer, root=workspace, prepare=prepare)
+        waiting = [p for p in lock["parties"] if p not in {s["party"] for s in lock["signoffs"]}]
+        console.print(f"{lock_path(spec)}: signed by {party} ({signer}); spec sha256 {lock['spec_sha256'][:16]}, "
+                      f"{len(lock['artifacts'])} artifacts pinned")
+        console.print("[green]lock complete[/green]" if lock["complete"] else f"waiting for: {', '.join(waiting)}")
+
+    @study.command("amend")
+    def amend_cmd(spec: Spec, author: Annotated[str, typer.Option()], what: Annotated[str, typer.Option()],
+                  why: Annotated[str, typer.Option()]) -> None:
+        """Record a deviation from the locked plan (append-only; the report shows every entry)."""
+        from empiricist.studies.lock import amend, amendments_path
+
+        amend(spec, author, what, why)
+        console.print(f"amended: {amendments_path(spec)}")
+
+    @study.command("run")
+    def run_cmd(spec: Spec, out: Annotated[Path | None, typer.Option(help="results folder (default "
+                                                                     "<spec>.results/ beside the spec)")] = None,
+                max_items: Annotated[int | None, typer.Option(help="smoke run on the first N items (recorded as a "
+                                                              "deviation; not the pre-registered design)")] = None,
+                workspace: Workspace = None, prepare: Prepare = False, quiet: Quiet = False) -> None:
+        """Run the evals, decide every control and prediction, write results.json and the report."""
+        from empiricist.studies import run_study
+
+        _use_workspace(workspace)
+        run = run_study(spec, out=out, root=workspace, prepare=prepare, progress=not quiet, max_items=max_items)
+        r = run.results
+        console.print(verdict_table(r))
+        style = "bold red" if not r["controls_passed"] else "bold"
+        console.print(f"[{style}]{r['outcome']}[/{style}]")
+        console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}")
+
+    @study.command("bundle")
+    def bundle_cmd(spec: Spec, out: Annotated[Path | None, typer.Option(help="bundle folder")] = None) -> None:
+        """Write a replication bundle (folder and .tar.gz) of a study that has run."""
+        from empiricist.studies import bundle
+
+        folder, archive = bundle(spec, out=out)
+        console.print(f"bundle: {folder}\narchive: {archive}")
+
+    @study.command("replicate")
+    def replicate_cmd(
+        path: Annotated[Path, typer.Argument(help="bundle folder or .tar.gz")],
+        fast: Annotated[bool, typer.Option("--fast", help="re-analyse the bundled transcripts only")] = False,
+        tolerance: Annotated[float, typer.Option(help="largest difference counted as a match")] = 1e-6,
+        out: Annotated[Path | None, typer.Option(help="working folder (default: a new temporary one)")] = None,
+        workspace: Workspace = None, quiet: Quiet = False,
+    ) -> None:
+        """Re-run a bundled study from scratch (or re-analyse it) and compare every number and verdict."""
+        from empiricist.studies import replicate
+
+        rep = replicate(path, workspace=workspace, fast=fast, tolerance=tolerance, out=out, progress=not quiet)
+        table = Table(title=f"replication ({rep['mode']}; tolerance {tolerance:g})")
+        for col in ("party", "prediction", "max |diff|", "numbers", "verdict", "replicated verdict"):
+            table.add_column(col)
+        for r in rep["rows"]:
+            if r.get("missing"):
+                table.add_row(r["party"], r["id"], "", "[red]missing[/red]", "", "")
+                continue
+            table.add_row(r["party"], r["id"], f"{r['max_diff']:.2g}",
+                          "match" if r["numbers_match"] else f"[red]differ ({r['worst']})[/red]", r["verdict"],
+                          r["new_verdict"] if not r["verdict_changed"] else f"[red]{r['new_verdict']}[/red]")
+        console.print(table)
+        for a in rep["artifacts"]:
+            console.print(f"artifact {a['artifact']} ({a['what']}): " + (
+                "identical to the locked one" if a["identical"] else
+                f"[yellow]differs from the lock ({'; '.join(a['changes'][:2])}"
+                f"{'; ...' if len(a['changes']) > 2 else ''})[/yellow]"))
+        changed = rep["verdicts_changed"]
+        console.print(f"[red]verdicts changed for: {', '.join(changed)}[/red]" if changed else
+                      "[green]every party's verdict replicated[/green]")
+        console.print(f"original: {rep['original_outcome']}\nreplication: {rep['outcome']}")
+
+    @app.command("ledger")
+    def ledger_cmd(folder: Annotated[Path, typer.Option("--dir", help="folder of study specs")] = Path("studies"),
+                   as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+        """Claims with the studies that tested them, their verdicts and open challenges."""
+        from empiricist.studies import ledger
+
+        led = ledger(folder)
+        if as_json:
+            typer.echo(json.dumps(led, indent=1, default=str))
+            return
+        for claim, studies in led["claims"].items():
+            table = Table(title=f"claim: {claim}")
+            for col in ("study", "status", "verdicts", "outcome"):
+                table.add_column(col)
+            for s in studies:
+                verdicts = ", ".join(f"{k}: {v}" for k, v in s.get("verdicts", {}).items())
+                table.add_row(s["id"], s.get("error") or s.get("status", ""), verdicts, s.get("outcome", ""))
+            console.print(table)
+        for r in led["relations"]:
+            console.print(f"{r['study']} {r['relation']} {r['target']}: {r['state']}")
+        if led["open_challenges"]:
+            console.print(f"[yellow]{len(led['open_challenges'])} open challenge(s)[/yellow]")

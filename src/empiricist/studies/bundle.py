@@ -1,0 +1,158 @@
+"""Replication bundles: everything needed to check a study, in one folder and one .tar.gz.
+
+``bundle`` collects the spec, lock, amendments and task files (``spec/``), the manifests of every
+artifact the study ran on and their identity hashes (``manifests/``), the transcripts (``transcripts/``:
+the eval runs, Parquet and JSONL), the analysis outputs (``analysis/``: results.json, report.html) and
+the environment. ``replicate`` re-runs it: ``fast`` re-analyses the bundled transcripts (is the analysis
+reproducible?), otherwise it re-evaluates in a fresh workspace, regenerating a suite preset through the
+pipeline (or reusing a workspace whose artifacts it checks by identity), and says which numbers match
+within tolerance and which verdicts changed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from empiricist.artifacts import atomic_write_json, building, config_hash, read_manifest, write_manifest
+from empiricist.errors import ArtifactError, InputError
+from empiricist.evals.results import Results
+from empiricist.studies import lock as locking
+from empiricist.studies.run import KIND as RUN_KIND
+from empiricist.studies.run import environment, results_dir
+
+KIND = "study_bundle"
+NUMBERS = ("estimate", "lo", "hi", "p_hold", "p_fail")
+
+
+def bundle(spec: str | Path, out: str | Path | None = None, results: str | Path | None = None) -> tuple[Path, Path]:
+    """Write the bundle folder and its .tar.gz; returns (folder, archive)."""
+    spec = Path(spec)
+    run_dir = Path(results) if results else results_dir(spec)
+    read_manifest(run_dir, kind=RUN_KIND)
+    res = json.loads((run_dir / "results.json").read_text())
+    lock = locking.read_lock(spec)
+    folder = Path(out) if out else spec.with_name(f"{spec.stem}.bundle")
+    with building(folder, overwrite=True) as tmp:
+        (tmp / "spec").mkdir()
+        for f in (spec, locking.lock_path(spec), locking.amendments_path(spec)):
+            if f.exists():
+                shutil.copy2(f, tmp / "spec" / f.name)
+        for source in res["spec"]["sampling"]["tasks"].values():
+            if ":" not in source:  # a task file next to the spec travels with it
+                dest = tmp / "spec" / source
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(spec.parent / source, dest)
+        hashes = {}
+        (tmp / "manifests").mkdir()
+        for name, art in res["artifacts"].items():
+            path = Path(art["path"])
+            if (path / "manifest.json").is_file():
+                shutil.copy2(path / "manifest.json", tmp / "manifests" / f"{_safe(name)}.manifest.json")
+            hashes[name] = {"what": art["what"], "identity_hash": art["identity_hash"], "path": art["path"]}
+        atomic_write_json(tmp / "manifests" / "hashes.json", {"artifacts": hashes,
+                                                              "locked": (lock or {}).get("artifacts")})
+        shutil.copytree(run_dir / "evals", tmp / "transcripts")
+        (tmp / "analysis").mkdir()
+        for name in ("results.json", "report.html"):
+            shutil.copy2(run_dir / name, tmp / "analysis" / name)
+        atomic_write_json(tmp / "environment.json", {**environment(), "code": locking.code_version()})
+        write_manifest(tmp, kind=KIND, config={"study": res["study"], "spec_sha256": res["spec_sha256"]},
+                       inputs={"results": config_hash(res["predictions"])})
+    archive = folder.with_name(folder.name + ".tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    return folder, archive
+
+
+def _safe(name: str) -> str:
+    return name.replace(":", "-").replace("/", "_")
+
+
+def open_bundle(path: str | Path, into: Path) -> Path:
+    """A bundle folder, extracting a .tar.gz into ``into`` first (safely: no paths outside it)."""
+    path = Path(path)
+    if path.is_dir():
+        read_manifest(path, kind=KIND)
+        return path
+    if not tarfile.is_tarfile(path):
+        raise InputError(f"{path} is neither a bundle folder nor a .tar.gz bundle")
+    with tarfile.open(path) as tar:
+        tar.extractall(into, filter="data")
+    found = [p.parent for p in into.glob("*/manifest.json")]
+    if len(found) != 1:
+        raise ArtifactError(f"{path}: expected one bundle folder inside, found {len(found)}")
+    read_manifest(found[0], kind=KIND)
+    return found[0]
+
+
+def replicate(path: str | Path, *, workspace: str | Path | None = None, fast: bool = False,
+              tolerance: float = 1e-6, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Re-run a bundled study and compare every number and verdict with the original."""
+    from empiricist.studies.analysis import analyse
+    from empiricist.studies.spec import parse_spec, read_toml
+
+    work = Path(out) if out else Path(tempfile.mkdtemp(prefix="empiricist-replicate-"))
+    work.mkdir(parents=True, exist_ok=True)
+    folder = open_bundle(path, work / "bundle")
+    original = json.loads((folder / "analysis" / "results.json").read_text())
+    spec_dir = work / "spec"
+    if spec_dir.exists():
+        shutil.rmtree(spec_dir)
+    shutil.copytree(folder / "spec", spec_dir)
+    spec = spec_dir / original["spec_file"]
+    artifacts: list[dict[str, Any]] = []
+    if fast:
+        tables = [Results.read(p.parent).table for p in sorted((folder / "transcripts").glob("*/results.parquet"))]
+        study = parse_spec(read_toml(spec), spec)
+        labels = {a: m["label"] for a, m in original["models"].items()}
+        new = analyse(study, Results(pa.concat_tables(tables)), labels)
+        mode = "re-analysis of the bundled transcripts"
+    else:
+        from empiricist.studies.run import prepare_run, run_study
+
+        root = Path(workspace) if workspace else work / "workspace"
+        study, _, lock, inputs = prepare_run(spec, root, prepare=True, progress=progress, enforce_lock=False)
+        locked = (lock or {}).get("artifacts", {})
+        for name, rec in inputs.artifacts.items():
+            changes = locking.diff(locked[name]["identity"], rec["identity"]) if name in locked else ["not locked"]
+            artifacts.append({"artifact": name, "what": rec["what"], "identical": not changes, "changes": changes})
+        new = run_study(spec, out=work / "results", root=root, enforce_lock=False, progress=progress).results
+        mode = f"fresh evaluation in {root}"
+    return {"mode": mode, "tolerance": tolerance, "work": str(work), "artifacts": artifacts,
+            **compare(original, new, tolerance)}
+
+
+def compare(original: dict[str, Any], new: dict[str, Any], tolerance: float) -> dict[str, Any]:
+    """Numbers within ``tolerance`` and verdicts, prediction by prediction (controls included)."""
+    def key(p: dict[str, Any]) -> tuple[str, str]:
+        return (p.get("party") or "control", p["id"])
+
+    fresh = {key(p): p for p in new["controls"] + new["predictions"]}
+    rows = []
+    for p in original["controls"] + original["predictions"]:
+        q = fresh.get(key(p))
+        if q is None:
+            rows.append({"party": key(p)[0], "id": p["id"], "missing": True})
+            continue
+        diffs = {k: abs(p[k] - q[k]) for k in NUMBERS if not (math.isnan(p[k]) and math.isnan(q[k]))}
+        rows.append({"party": key(p)[0], "id": p["id"], "max_diff": max(diffs.values(), default=0.0),
+                     "numbers_match": all(d <= tolerance for d in diffs.values()),
+                     "worst": max(diffs, key=diffs.get) if diffs else None,
+                     "verdict": p["verdict"], "new_verdict": q["verdict"], "verdict_changed": p["verdict"] != q["verdict"]})
+    parties = [{"party": p["name"], "verdict": p["final"],
+                "new_verdict": next((q["final"] for q in new["parties"] if q["name"] == p["name"]), None)}
+               for p in original["parties"]]
+    for p in parties:
+        p["changed"] = p["verdict"] != p["new_verdict"]
+    return {"rows": rows, "parties": parties,
+            "all_match": all(r.get("numbers_match") and not r.get("verdict_changed") for r in rows),
+            "verdicts_changed": [p["party"] for p in parties if p["changed"]],
+            "outcome": new["outcome"], "original_outcome": original["outcome"]}

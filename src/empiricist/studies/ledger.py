@@ -1,0 +1,92 @@
+"""The claims ledger: every claim with the studies that tested it, their verdicts, and open challenges.
+
+A study names the claim it tests (``study.claim``) and may cite studies it ``replicates`` or
+``challenges`` (by study id). ``ledger(folder)`` scans the folder for study specs (``*.toml`` with a
+``[study]`` table) and their results (``<spec>.results/results.json``). A challenge is *open* until the
+challenging study has a result that counts (its controls passed) and decides every party; a
+replication *agrees* when each party's final verdict matches the original's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from empiricist.errors import EmpiricistError
+from empiricist.studies import lock as locking
+from empiricist.studies.run import results_dir
+from empiricist.studies.spec import parse_spec, read_toml
+
+
+def _entry(spec: Path) -> dict[str, Any] | None:
+    """One study as the ledger shows it (None: not a study spec)."""
+    try:
+        doc = read_toml(spec)
+    except EmpiricistError as e:
+        return {"id": spec.stem, "spec": str(spec), "error": str(e), "claim": "(unreadable)"}
+    if "study" not in doc:
+        return None
+    try:
+        study = parse_spec(doc, spec)
+    except EmpiricistError as e:
+        head = doc["study"] if isinstance(doc["study"], dict) else {}
+        return {"id": str(head.get("id", spec.stem)), "spec": str(spec), "error": str(e),
+                "claim": str(head.get("claim", "(invalid spec)"))}
+    entry: dict[str, Any] = {"id": study.id, "spec": str(spec), "claim": study.claim, "claim_text": study.claim_text,
+                             "replicates": list(study.replicates), "challenges": list(study.challenges),
+                             "status": locking.lock_status(locking.read_lock(spec)), "ran": False,
+                             "verdicts": {}, "outcome": "not run yet", "decisive": False}
+    res_file = results_dir(spec) / "results.json"
+    if res_file.is_file():
+        try:
+            res = json.loads(res_file.read_text())
+        except json.JSONDecodeError as e:
+            entry["error"] = f"{res_file}: {e}"
+            return entry
+        stale = res.get("spec_sha256") != locking.spec_sha256(doc)
+        entry.update(ran=True, status=res.get("status", entry["status"]),
+                     outcome=res.get("summary") or res.get("outcome", ""),
+                     verdicts={p["name"]: p["final"] for p in res.get("parties", [])},
+                     decisive=bool(res.get("decisive")), controls_passed=res.get("controls_passed"),
+                     stale=stale)
+        if stale:
+            entry["outcome"] = "STALE: the spec changed after this result; " + entry["outcome"]
+            entry["decisive"] = False
+    return entry
+
+
+def scan(folder: str | Path) -> list[dict[str, Any]]:
+    folder = Path(folder)
+    specs = sorted(p for p in folder.rglob("*.toml") if not p.name.endswith(".amendments.toml")
+                   and not any(part.endswith((".results", ".bundle")) for part in p.parts))
+    return [e for e in (_entry(p) for p in specs) if e is not None]
+
+
+def ledger(folder: str | Path) -> dict[str, Any]:
+    """Claims -> studies, plus the relations between studies (replications and challenges)."""
+    studies = scan(folder)
+    by_id = {s["id"]: s for s in studies}
+    relations, open_challenges = [], []
+    for s in studies:
+        for target in s.get("replicates", []):
+            orig = by_id.get(target)
+            if orig is None or not (orig["ran"] and s["ran"]):
+                state = "pending" if orig is not None else f"unknown study {target!r}"
+            else:
+                same = orig["verdicts"] == s["verdicts"]
+                state = "agrees" if same and s["decisive"] else "disagrees" if s["decisive"] else "inconclusive"
+            relations.append({"study": s["id"], "relation": "replicates", "target": target, "state": state})
+        for target in s.get("challenges", []):
+            state = "resolved" if s["decisive"] else "open"
+            if target not in by_id:
+                state += f" (unknown study {target!r})"
+            rel = {"study": s["id"], "relation": "challenges", "target": target, "state": state,
+                   "outcome": s["outcome"]}
+            relations.append(rel)
+            if s["decisive"] is False:
+                open_challenges.append(rel)
+    claims: dict[str, list[dict[str, Any]]] = {}
+    for s in studies:
+        claims.setdefault(s["claim"], []).append(s)
+    return {"claims": claims, "relations": relations, "open_challenges": open_challenges, "folder": str(folder)}

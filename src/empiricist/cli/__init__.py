@@ -23,10 +23,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from empiricist.cli import evals, foundation, lookup
+    from empiricist.cli import evals, foundation, lookup, studies
 
     foundation.register(app)
     evals.register(app)
+    studies.register(app)
     lookup.register(app)
     lookup.register_validate(app)
 

@@ -203,6 +203,18 @@ def write_manifest(
     return manifest
 
 
+def check_replaceable(folder: str | Path, kind: str) -> None:
+    """Allow overwriting ``folder`` only if it is absent, empty, or a finished artifact of ``kind``:
+    never wipe a folder that holds something else."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if is_complete(folder):
+        read_manifest(folder, kind=kind)
+    elif any(folder.iterdir()):
+        raise ArtifactError(f"{folder} exists and is not a {kind} artifact; choose an empty or new output folder")
+
+
 @contextmanager
 def building(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Build an artifact folder under a temporary name; on success rename it to ``final``.

@@ -16,7 +16,14 @@ from typing import Any
 
 import torch
 
-from empiricist.artifacts import building, config_hash, is_complete, read_manifest, workspace, write_manifest
+from empiricist.artifacts import (
+    building,
+    check_replaceable,
+    config_hash,
+    is_complete,
+    workspace,
+    write_manifest,
+)
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
 from empiricist.evals.cache import ResultCache
 from empiricist.evals.results import Results
@@ -219,7 +226,7 @@ def run_eval(
     key = {"tasks": [t.hash for t in tasks], "models": [h for _, _, h in specs], "scoring": scorer.config()}
     folder = Path(out) if out else workspace(root) / "evals" / "runs" / \
         f"{'+'.join(t.name for t in tasks)}-{config_hash(key)}"
-    _check_out(folder)
+    check_replaceable(folder, KIND)
     with building(folder, overwrite=True) as tmp:
         results.write(tmp)
         results.write_lm_eval_samples(tmp / "lm_eval")
@@ -234,12 +241,3 @@ def run_eval(
                        inputs={**{f"task:{t.name}": t.hash for t in tasks}, **{f"model:{s}": h for s, _, h in specs}})
     return EvalRun(results, folder, folder / "report.html", summary)
 
-
-def _check_out(folder: Path) -> None:
-    """Only replace an earlier eval run: never wipe a folder that holds something else."""
-    if not folder.exists():
-        return
-    if is_complete(folder):
-        read_manifest(folder, kind=KIND)
-    elif any(folder.iterdir()):
-        raise ArtifactError(f"{folder} exists and is not an eval run; choose an empty or new --out folder")

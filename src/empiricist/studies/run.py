@@ -22,10 +22,9 @@ import pyarrow as pa
 from empiricist.artifacts import (
     atomic_write_json,
     building,
+    check_replaceable,
     config_hash,
-    is_complete,
     package_versions,
-    read_manifest,
     write_manifest,
 )
 from empiricist.errors import ArtifactError
@@ -70,14 +69,6 @@ def _home(root: str | Path | None) -> Iterator[None]:
             os.environ["EMPIRICIST_HOME"] = old
 
 
-def _check_out(folder: Path) -> None:
-    """Only ever replace an earlier study run: never wipe a folder that holds something else."""
-    if not folder.exists():
-        return
-    if is_complete(folder):
-        read_manifest(folder, kind=KIND)
-    elif any(folder.iterdir()):
-        raise ArtifactError(f"{folder} exists and is not a study run; choose another --out")
 
 
 def prepare_run(spec: str | Path, root: str | Path | None = None, prepare: bool = False, progress: bool = False,
@@ -116,7 +107,7 @@ def run_study(spec: str | Path, *, out: str | Path | None = None, root: str | Pa
     scorer = make_scorer(s.scoring, **({"metric": s.metric} if s.metric else {}))
     specs = list(dict.fromkeys(inputs.models.values()))
     folder = Path(out) if out else results_dir(spec)
-    _check_out(folder)
+    check_replaceable(folder, KIND)
     with building(folder, overwrite=True) as tmp:
         tables = []
         for seed in s.seeds:

@@ -23,11 +23,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from empiricist.cli import evals, foundation, lookup, studies
+    from empiricist.cli import evals, foundation, internals, lookup, studies
 
     foundation.register(app)
     evals.register(app)
     studies.register(app)
+    internals.register(app)
     lookup.register(app)
     lookup.register_validate(app)
 

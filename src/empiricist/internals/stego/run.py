@@ -1,0 +1,125 @@
+"""Run the whole grid and write it as an artifact: ``run_stego_grid(config, out_dir)``.
+
+Two phases, each one batched training: (1) the λ = 0 twins, one per (training fraction, seed); each
+twin's dominant frequency at the probe layer becomes k*, the frequency whose phase S the penalised runs
+must hide — the one the unpenalised network *would* use, so evading it means changing what it computes,
+not avoiding a feature it never had; (2) every (variant, λ > 0) run, with its twin's seed, split,
+initialisation and k*. Then fresh probes on every run, aggregation over seeds, plots and the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from empiricist.artifacts import (
+    atomic_write_json,
+    atomic_write_text,
+    building,
+    config_hash,
+    workspace,
+    write_manifest,
+)
+from empiricist.internals.stego.analysis import dominant_frequency, generalisation_step, posthoc
+from empiricist.internals.stego.config import StegoConfig, get_grid
+from empiricist.internals.stego.predictions import evaluate_predictions, study_spec
+from empiricist.internals.stego.report import (
+    aggregate,
+    plot_curves,
+    plot_layers,
+    plot_phase,
+    summary_html,
+    summary_markdown,
+)
+from empiricist.internals.stego.train import RunSpec, Trained, train_runs
+from empiricist.internals.sweep import rows_csv
+
+
+@dataclass
+class StegoResults:
+    """The artifact folder plus what is in it, for callers that keep going in Python."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    cells: list[dict[str, Any]]
+    verdicts: list[dict[str, Any]]
+    runtime_s: float
+
+
+def _rows(cfg: StegoConfig, trained: Trained, k_star: np.ndarray) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Per-run result rows and per-run curves (T, R) for one trained batch."""
+    post = posthoc(cfg, trained, k_star)
+    c = trained.curves
+    gen, censored = generalisation_step(trained.steps, c["test_acc"], cfg.grok_threshold)
+    R = len(trained.runs)
+    live = c["head_acc"][:, np.arange(R), k_star - 1]  # (T, R): the online probe for S_k*
+    penalised = np.where([r.lam > 0 for r in trained.runs], c["pen_probe_acc"], live)
+    rows = []
+    for i, r in enumerate(trained.runs):
+        rows.append({
+            "seed": r.seed, "frac": r.frac, "lam": r.lam, "variant": r.variant, "k_star": int(k_star[i]),
+            "gen_step": int(gen[i]), "censored": bool(censored[i]),
+            "final_test_acc": float(c["test_acc"][-1, i]), "final_train_acc": float(c["train_acc"][-1, i]),
+            "pen_probe_acc": float(penalised[-1, i]), "live_probe_acc": float(live[-1, i]),
+            "final_penalty": float(c["penalty"][-1, i]) if r.lam > 0 else 0.0,
+            **{k: (int(v[i]) if k == "k_after" else float(v[i])) for k, v in post.items()},
+        })
+        rows[-1]["switched"] = rows[-1]["k_after"] != rows[-1]["k_star"]
+    curves = {"test_acc": c["test_acc"], "train_acc": c["train_acc"], "probe_penalised": penalised,
+              "probe_live": live, "task_loss": c["task_loss"], "penalty": c["penalty"]}
+    return rows, curves
+
+
+def default_out(cfg: StegoConfig, root: str | Path | None = None) -> Path:
+    return workspace(root) / "stego" / f"{cfg.name}-{config_hash(cfg.to_dict())}"
+
+
+def run_stego_grid(config: StegoConfig | str = "default", out_dir: str | Path | None = None, progress: bool = True,
+                   *, overwrite: bool = False, root: str | Path | None = None,
+                   command: str = "empiricist stego run") -> StegoResults:
+    """Train and analyse the grid; write results.json, runs.csv, cells.csv, plots and summary.{md,html}."""
+    cfg = get_grid(config) if isinstance(config, str) else config
+    out = Path(out_dir) if out_dir is not None else default_out(cfg, root)
+    threads_before = torch.get_num_threads()
+    threads = cfg.threads or len(os.sched_getaffinity(0))  # as the suite trainer does (0 = every core)
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        base = [RunSpec(s, f, 0.0, "none") for f in cfg.train_fracs for s in range(cfg.seeds)]
+        t_base = train_runs(cfg, base, progress, desc="stego λ=0")
+        k_base = dominant_frequency(t_base.reps[cfg.probe_layer], cfg.p)
+        k_of = {(r.seed, r.frac): int(k) for r, k in zip(base, k_base, strict=True)}
+        rows, curves = _rows(cfg, t_base, k_base)
+        penalised = [RunSpec(s, f, lam, v, k_of[(s, f)]) for v in cfg.variants for lam in cfg.lambdas if lam > 0
+                     for f in cfg.train_fracs for s in range(cfg.seeds)]
+        if penalised:
+            t_pen = train_runs(cfg, penalised, progress, desc="stego λ>0")
+            more, more_curves = _rows(cfg, t_pen, np.array([r.k_star for r in penalised]))
+            rows += more
+            curves = {k: np.concatenate([v, more_curves[k]], axis=1) for k, v in curves.items()}
+        curves["steps"] = t_base.steps
+    finally:
+        torch.set_num_threads(threads_before)
+    cells = aggregate(rows, cfg)
+    verdicts = evaluate_predictions(rows, cfg)
+    runtime = time.perf_counter() - t0
+    with building(out, overwrite=overwrite) as tmp:
+        images = [plot_phase(cells, cfg, tmp / "phase.png").name, plot_curves(curves, rows, cfg, tmp / "curves.png").name,
+                  plot_layers(cells, cfg, tmp / "layers.png").name]
+        md = summary_markdown(cfg, cells, verdicts, images, runtime, command)
+        atomic_write_text(tmp / "summary.md", md)
+        atomic_write_text(tmp / "summary.html", summary_html(md, tmp))
+        atomic_write_json(tmp / "results.json", {"config": cfg.to_dict(), "rows": rows, "cells": cells,
+                                                 "verdicts": verdicts, "runtime_s": runtime,
+                                                 "study": study_spec(cfg)})
+        atomic_write_text(tmp / "runs.csv", rows_csv(rows, list(rows[0])))
+        atomic_write_text(tmp / "cells.csv", rows_csv(cells, list(cells[0])))
+        np.savez_compressed(tmp / "curves.npz", **curves)
+        write_manifest(tmp, kind="stego_grid", config=cfg.to_dict(), extra={"runtime_s": runtime, "threads": threads})
+    return StegoResults(out, rows, cells, verdicts, runtime)

@@ -64,7 +64,7 @@ def test_order_refuses_another_store(small_store, tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from empiricist.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from empiricist.cli import main; main()", *args], check=False,
                           capture_output=True, text=True)
 
 

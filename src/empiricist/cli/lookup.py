@@ -260,8 +260,13 @@ def register_validate(app: typer.Typer) -> None:
         suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
     ) -> None:
         """Score tracing, search and contamination detection against the world's ground truth (one table each)."""
-        from empiricist.lookup import (SearchIndex, build_search_index, evaluate_contamination,
-                                       retrieval_groundtruth, to_markdown)
+        from empiricist.lookup import (
+            SearchIndex,
+            build_search_index,
+            evaluate_contamination,
+            retrieval_groundtruth,
+            to_markdown,
+        )
         from empiricist.suite.handles import load_model, resolve_suite
         from empiricist.suite.suite import Suite
         from empiricist.world import World

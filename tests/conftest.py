@@ -11,10 +11,19 @@ import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(1)  # tiny models: a second thread only adds contention (results are per-test-seeded)
 
 WORDS = ("alpha beta gamma delta epsilon born in the city of river lisbon paris works as a teacher "
          "and plays violin near harbour").split()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Every test starts single-threaded: the models are tiny, and on 2 shared cores a second torch thread
+    only spins against other jobs (a tiny forward went from microseconds to milliseconds)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def synthetic_texts(n: int = 1500, seed: int = 0) -> list[str]:

@@ -12,18 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-__all__ = ["eval_store", "eval_world", "handle", "model_dirs", "save_model", "single_thread", "subset", "tiny_suite"]
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+__all__ = ["eval_store", "eval_world", "handle", "model_dirs", "save_model", "subset", "tiny_suite"]
 
 
 @pytest.fixture(scope="session")

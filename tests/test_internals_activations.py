@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_internals_common import single_thread  # noqa: F401  (autouse fixture)
 
 from empiricist.artifacts import read_manifest, verify
 from empiricist.errors import InputError

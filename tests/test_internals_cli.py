@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from test_internals_common import single_thread  # noqa: F401  (autouse fixture)
 from typer.testing import CliRunner
 
 from empiricist.internals.datasets import world_probe_dataset, world_statement_dataset

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_internals_common import single_thread  # noqa: F401  (autouse fixture)
 
 from empiricist.errors import InputError
 from empiricist.internals.probes import (

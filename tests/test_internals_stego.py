@@ -57,6 +57,7 @@ def test_grid_writes_a_self_contained_report(tmp_path):
     assert verify(res.path) == [] and StegoConfig.from_dict(read_manifest(res.path, kind="stego_grid")["config"]) == cfg
     assert len(res.rows) == 2 * (1 + 2) and {v["variant"] for v in res.verdicts} == {"adversarial", "frozen"}
     assert all(v["supports"] in ("P1", "not-P1") for v in res.verdicts)
+    assert all((v["verdicts"]["P1"] == "corroborated") == (v["supports"] == "P1") for v in res.verdicts)
     html = (res.path / "summary.html").read_text()
     assert html.count("data:image/png;base64") == 3 and "Verdicts" in html
     saved = json.loads((res.path / "results.json").read_text())

@@ -159,11 +159,12 @@ def register(app: typer.Typer) -> None:
                              command="empiricist " + " ".join(sys.argv[1:]))
         table = Table(title=f"stego grid {cfg.name}: verdicts ({res.runtime_s / 60:.1f} min)")
         for col in ("variant", "λ", f"fresh probe {cfg.probe_layer}", "chance", "Δ gen. step", "Δ held-out acc",
-                    "supports"):
+                    "P1", "supports"):
             table.add_column(col, justify="right")
         for v in res.verdicts:
             table.add_row(v["variant"], f"{v['lam']:g}", "{:.3f} [{:.3f}, {:.3f}]".format(*v["fresh_probe"]),
                           f"{v['chance']:.3f}", "{:+.0f} [{:+.0f}, {:+.0f}]".format(*v["delta_gen_step"]),
-                          "{:+.3f} [{:+.3f}, {:+.3f}]".format(*v["delta_test_acc"]), v["supports"])
+                          "{:+.3f} [{:+.3f}, {:+.3f}]".format(*v["delta_test_acc"]), v["verdicts"]["P1"],
+                          v["supports"])
         console.print(table)
         console.print(f"results: [bold]{res.path}[/bold] (summary.html, summary.md, results.json)")

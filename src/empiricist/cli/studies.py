@@ -56,6 +56,41 @@ def verdict_table(results: dict[str, Any]) -> Table:
     return table
 
 
+def experiment_table(results: dict[str, Any]) -> Table:
+    """Verdicts of an experiment study: controls, each party's predictions with their numbers, the parties."""
+    from empiricist.studies.experiment_report import _part
+
+    table = Table(title=f"study {results['study']}: {results['status']} (experiment {results['experiment']}, "
+                        f"config {results['config_hash']})")
+    for col in ("party", "prediction", "cell", "mean [95% CI over runs] (rule)", "verdict"):
+        table.add_column(col)
+    for c in results["controls"]:
+        table.add_row("control", c["id"], "λ = 0", "\n".join(_part(p) for p in c["parts"]), c["verdict"])
+    for p in results["predictions"]:
+        table.add_row(p["party"], f"{p['id']} ({p['test']})", f"{p['variant']}, λ={p['lam']:g}",
+                      "\n".join(_part(q) for q in p["parts"]), p["verdict"])
+    for p in results["parties"]:
+        table.add_row(p["name"], f"[bold]{p['combine']}[/bold]", "", "", f"[bold]{p['final']}[/bold]")
+    return table
+
+
+def _check_experiment(s: Any) -> None:
+    from empiricist.studies.experiment import experiment_check
+    from empiricist.studies.logic import to_text
+
+    rep = experiment_check(s)
+    console.print(f"experiment {s.experiment}, grid {s.grid} (config hash {rep['config_hash']}): {rep['n_runs']} "
+                  f"runs of {rep['steps']} steps, {rep['seeds']} seeds. Power is not simulated for an experiment "
+                  "(the grid is the costly part); the rule's intervals are over seeds.")
+    for p in s.parties:
+        preds = ", ".join(f"{q.id} = {q.test} at {q.variant}, λ={q.lam:g}" for q in p.predictions)
+        console.print(f"party {p.name}: {p.position}\n  predicts {preds}; combined: {to_text(p.combine)}")
+    for flag in rep["flags"]:
+        console.print(f"[red]{flag}[/red]" if flag.startswith(("NOT AT RISK", "CANNOT")) else f"[yellow]{flag}[/yellow]")
+    if not rep["flags"]:
+        console.print("[green]every party is at risk[/green]")
+
+
 def _lock_state(spec: Path) -> None:
     """Say whether the spec is locked and, if it changed since, what changed."""
     from empiricist.studies.lock import LockMismatch, check_spec, lock_status, read_lock
@@ -88,6 +123,9 @@ def register(app: typer.Typer) -> None:
         for w in s.warnings:
             console.print(f"[yellow]warning:[/yellow] {w}")
         _lock_state(spec)
+        if hasattr(s, "experiment"):
+            _check_experiment(s)
+            return
         report = check_power(s, n_sims=sims)
         console.print(power_table(report))
         for flag in report["flags"]:
@@ -131,7 +169,10 @@ def register(app: typer.Typer) -> None:
         _use_workspace(workspace)
         run = run_study(spec, out=out, root=workspace, prepare=prepare, progress=not quiet, max_items=max_items)
         r = run.results
-        console.print(verdict_table(r))
+        console.print(experiment_table(r) if r.get("kind") == "experiment" else verdict_table(r))
+        if r.get("kind") == "experiment":
+            g = r["grid"]
+            console.print(f"grid: {g['path']} ({'reused' if g['reused'] else 'trained'}, {g['n_runs']} runs)")
         style = "bold red" if not r["controls_passed"] else "bold"
         console.print(f"[{style}]{r['outcome']}[/{style}]")
         console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}")

@@ -16,6 +16,10 @@ Lock (``lock``)
 Run (``run``)
     run_study(spec, out=None, root=None, prepare=False, max_items=None) -> StudyRun(results, folder, report)
     analysis.analyse(study, results_table, labels) : controls first, then verdicts with the numbers
+Experiment studies (``experiment``)
+    a spec with ``[experiment] kind = "stego"`` takes its data from a registered experiment (the
+    probe-evasion grid) and its verdicts from that experiment's locked rule: parse_experiment_spec,
+    run_experiment_study (reuses a grid with the same config hash), EXPERIMENTS (the registry)
 Bundles and the ledger (``bundle``, ``ledger``)
     bundle(spec) -> (folder, tar.gz) ; replicate(bundle, workspace=None, fast=False, tolerance=1e-6)
     ledger(folder) -> {"claims", "relations", "open_challenges"}

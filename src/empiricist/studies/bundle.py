@@ -45,7 +45,7 @@ def bundle(spec: str | Path, out: str | Path | None = None, results: str | Path 
         for f in (spec, locking.lock_path(spec), locking.amendments_path(spec)):
             if f.exists():
                 shutil.copy2(f, tmp / "spec" / f.name)
-        for source in res["spec"]["sampling"]["tasks"].values():
+        for source in res["spec"].get("sampling", {}).get("tasks", {}).values():
             if ":" not in source:  # a task file next to the spec travels with it
                 dest = tmp / "spec" / source
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -57,9 +57,13 @@ def bundle(spec: str | Path, out: str | Path | None = None, results: str | Path 
             if (path / "manifest.json").is_file():
                 shutil.copy2(path / "manifest.json", tmp / "manifests" / f"{_safe(name)}.manifest.json")
             hashes[name] = {"what": art["what"], "identity_hash": art["identity_hash"], "path": art["path"]}
+        if res.get("kind") == "experiment":  # the grid: its manifest, and its rows and figures as transcripts
+            shutil.copy2(Path(res["grid"]["path"]) / "manifest.json", tmp / "manifests" / "grid.manifest.json")
+            hashes["grid"] = {"what": f"{res['experiment']} grid", "identity_hash": res["grid"]["identity_hash"],
+                              "path": res["grid"]["path"]}
         atomic_write_json(tmp / "manifests" / "hashes.json", {"artifacts": hashes,
                                                               "locked": (lock or {}).get("artifacts")})
-        shutil.copytree(run_dir / "evals", tmp / "transcripts")
+        shutil.copytree(run_dir / ("grid" if res.get("kind") == "experiment" else "evals"), tmp / "transcripts")
         (tmp / "analysis").mkdir()
         for name in ("results.json", "report.html"):
             shutil.copy2(run_dir / name, tmp / "analysis" / name)
@@ -109,7 +113,9 @@ def replicate(path: str | Path, *, workspace: str | Path | None = None, fast: bo
     shutil.copytree(folder / "spec", spec_dir)
     spec = spec_dir / original["spec_file"]
     artifacts: list[dict[str, Any]] = []
-    if fast:
+    if original.get("kind") == "experiment":
+        new, mode, artifacts = _replicate_experiment(folder, spec, work, workspace, fast, progress)
+    elif fast:
         tables = [Results.read(p.parent).table for p in sorted((folder / "transcripts").glob("*/results.parquet"))]
         study = parse_spec(read_toml(spec), spec)
         labels = {a: m["label"] for a, m in original["models"].items()}
@@ -130,6 +136,33 @@ def replicate(path: str | Path, *, workspace: str | Path | None = None, fast: bo
             **compare(original, new, tolerance)}
 
 
+def _replicate_experiment(folder: Path, spec: Path, work: Path, workspace: str | Path | None, fast: bool,
+                          progress: bool) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """Re-decide an experiment study from the bundled runs (fast) or re-run its grid (reusing a workspace's)."""
+    from empiricist.studies.experiment import decide_study, experiment_artifacts, run_experiment_study
+    from empiricist.studies.spec import parse_spec, read_toml
+
+    study = parse_spec(read_toml(spec), spec)
+    if fast:
+        rows = json.loads((folder / "transcripts" / "results.json").read_text())["rows"]
+        return decide_study(study, *study.adapter.decide(rows, study.config)), "re-decision of the bundled runs", []
+    root = Path(workspace) if workspace else work / "workspace"
+    locked = (locking.read_lock(spec) or {}).get("artifacts", {})
+    artifacts = []
+    for name, rec in experiment_artifacts(study).items():
+        changes = locking.diff(locked[name]["identity"], rec["identity"]) if name in locked else ["not locked"]
+        artifacts.append({"artifact": name, "what": rec["what"], "identical": not changes, "changes": changes})
+    new = run_experiment_study(spec, out=work / "results", root=root, progress=progress, enforce_lock=False).results
+    return new, f"grid run in {root} (reused when one with the same config hash is there)", artifacts
+
+
+def _numbers(p: dict[str, Any]) -> dict[str, float]:
+    """The numbers behind one verdict: an eval prediction's, or each part of an experiment test."""
+    if "parts" in p:
+        return {f"{q['what']}.{k}": q[k] for q in p["parts"] for k in ("estimate", "lo", "hi")}
+    return {k: p[k] for k in NUMBERS}
+
+
 def compare(original: dict[str, Any], new: dict[str, Any], tolerance: float) -> dict[str, Any]:
     """Numbers within ``tolerance`` and verdicts, prediction by prediction (controls included)."""
     def key(p: dict[str, Any]) -> tuple[str, str]:
@@ -142,7 +175,9 @@ def compare(original: dict[str, Any], new: dict[str, Any], tolerance: float) -> 
         if q is None:
             rows.append({"party": key(p)[0], "id": p["id"], "missing": True})
             continue
-        diffs = {k: abs(p[k] - q[k]) for k in NUMBERS if not (math.isnan(p[k]) and math.isnan(q[k]))}
+        old, fresh_numbers = _numbers(p), _numbers(q)
+        diffs = {k: abs(v - fresh_numbers.get(k, math.nan)) for k, v in old.items()
+                 if not (math.isnan(v) and math.isnan(fresh_numbers.get(k, math.nan)))}
         rows.append({"party": key(p)[0], "id": p["id"], "max_diff": max(diffs.values(), default=0.0),
                      "numbers_match": all(d <= tolerance for d in diffs.values()),
                      "worst": max(diffs, key=diffs.get) if diffs else None,

@@ -178,7 +178,12 @@ def sign(spec: str | Path, party: str, signer: str, root: str | Path | None = No
     if not signer.strip():
         raise InputError("a sign-off needs the signer's name", field="signer")
     lock = read_lock(spec)
-    current = resolve_inputs(study, root, prepare=prepare).artifacts
+    if "experiment" in doc:  # an experiment study pins the experiment's config and rule, not data
+        from empiricist.studies.experiment import experiment_artifacts
+
+        current = experiment_artifacts(study)  # type: ignore[arg-type]
+    else:
+        current = resolve_inputs(study, root, prepare=prepare).artifacts
     if lock is None:
         lock = {"study": study.id, "spec_file": spec.name, "spec_sha256": spec_sha256(doc), "spec": doc,
                 "code": code_version(), "environment": package_versions(), "artifacts": current,

@@ -27,7 +27,7 @@ from empiricist.artifacts import (
     package_versions,
     write_manifest,
 )
-from empiricist.errors import ArtifactError
+from empiricist.errors import ArtifactError, InputError
 from empiricist.evals.results import Results
 from empiricist.studies import lock as locking
 from empiricist.studies.analysis import analyse
@@ -76,6 +76,9 @@ def prepare_run(spec: str | Path, root: str | Path | None = None, prepare: bool 
     """Read and check everything a run needs before any model runs: spec vs lock, inputs vs lock."""
     spec = Path(spec)
     doc = read_toml(spec)
+    if "experiment" in doc:
+        raise InputError(f"{spec} is an experiment study: its inputs are checked by "
+                         "studies.experiment.prepare_experiment")
     lock = locking.read_lock(spec)
     if lock is not None:
         locking.check_spec(doc, lock, spec)  # before validation: an edit is named even if it broke the spec
@@ -97,6 +100,13 @@ def run_study(spec: str | Path, *, out: str | Path | None = None, root: str | Pa
     from empiricist.studies.report import write_study_report
 
     spec = Path(spec)
+    if "experiment" in read_toml(spec):  # data from a registered experiment, not from evals
+        from empiricist.studies.experiment import run_experiment_study
+
+        if max_items is not None:
+            raise InputError("--max-items applies to eval studies; an experiment study runs its grid",
+                             field="max_items")
+        return run_experiment_study(spec, out=out, root=root, progress=progress, enforce_lock=enforce_lock)
     study, doc, lock, inputs = prepare_run(spec, root, prepare, progress, enforce_lock)
     amendments = locking.read_amendments(spec)
     tasks = load_tasks(study, inputs)

@@ -137,7 +137,14 @@ def load_spec(path: str | Path) -> Study:
 
 # ---------------------------------------------------------------- the spec
 def parse_spec(data: dict[str, Any], path: Path | None = None) -> Study:
-    """Validate a parsed spec; the first problem raises an InputError naming its field."""
+    """Validate a parsed spec; the first problem raises an InputError naming its field.
+
+    A spec with an ``[experiment]`` table is an experiment study (``studies.experiment``).
+    """
+    if isinstance(data, dict) and "experiment" in data:
+        from empiricist.studies.experiment import parse_experiment_spec
+
+        return parse_experiment_spec(data, path)  # type: ignore[return-value]
     top = Fields(data, "", path)
     head = Fields(top.table("study"), "study", path)
     sampling = _sampling(Fields(top.table("sampling"), "sampling", path))

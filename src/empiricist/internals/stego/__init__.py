@@ -5,8 +5,13 @@ See docs/internals.md for the design, the measured default grid and its weak poi
 """
 
 from empiricist.internals.stego.config import GRIDS, StegoConfig, get_grid
-from empiricist.internals.stego.predictions import PREDICTIONS, evaluate_predictions, study_spec
+from empiricist.internals.stego.predictions import (
+    PREDICTIONS,
+    control_checks,
+    evaluate_predictions,
+    study_spec,
+)
 from empiricist.internals.stego.run import StegoResults, run_stego_grid
 
-__all__ = ["GRIDS", "PREDICTIONS", "StegoConfig", "StegoResults", "evaluate_predictions", "get_grid",
-           "run_stego_grid", "study_spec"]
+__all__ = ["GRIDS", "PREDICTIONS", "StegoConfig", "StegoResults", "control_checks", "evaluate_predictions",
+           "get_grid", "run_stego_grid", "study_spec"]

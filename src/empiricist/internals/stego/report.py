@@ -179,9 +179,10 @@ def summary_markdown(cfg: StegoConfig, cells: list[dict], verdicts: list[dict], 
     lines += [f"- **{k}**: {v}" for k, v in PREDICTIONS.items()]
     lines += ["", "## Verdicts (paired with the λ = 0 twin; mean [95% CI])", ""]
     lines += _table(["variant", "λ", "runs", f"fresh linear probe {layer}", "chance", "Δ gen. step", "Δ held-out acc",
-                     "supports", "why"],
+                     "evades", "cost", "P1 (three-valued)", "supports", "why"],
                     [[v["variant"], v["lam"], v["n_runs"], v["fresh_probe"], v["chance"], v["delta_gen_step"],
-                      v["delta_test_acc"], f"**{v['supports']}**", v["why"]] for v in verdicts])
+                      v["delta_test_acc"], v["verdicts"]["evades"], v["verdicts"]["cost"], v["verdicts"]["P1"],
+                      f"**{v['supports']}**", v["why"]] for v in verdicts])
     mlp = [f"mlp_{layer}"] if layer in cfg.mlp_probe_layers else []
     cols = ["gen_step", "censored", "final_test_acc", "pen_probe_acc", "live_probe_acc", "lin_emb", "lin_h1",
             "lin_h2", "ctrl_h1", *mlp, "r2_h1", "switched"]

@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from empiricist.cli import evals, foundation, internals, lookup, studies
+    from empiricist.cli import attribution, evals, foundation, internals, lookup, studies
 
     foundation.register(app)
     evals.register(app)
@@ -31,6 +31,7 @@ def _register() -> None:
     internals.register(app)
     lookup.register(app)
     lookup.register_validate(app)
+    attribution.register(app)
 
 
 _register()

@@ -1,0 +1,74 @@
+"""Small, fast retraining on a list of documents: the ground truth that attribution is judged against.
+
+It reuses the suite's pieces — ``build_model`` (same init for the same seed), ``TrainingOrder`` (same
+packing), ``make_optimizer``/``lr_at`` (same recipe) — on an in-memory document list, so a retrained
+model differs from the base model only in which documents it saw (and, between seeds, in init and order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from empiricist.attribution.data import Rows, pad_batch, summed_nll
+from empiricist.suite.config import ModelSize, TrainConfig
+
+
+class ArrayStore:
+    """The slice of the token-store interface that ``TrainingOrder`` reads, over arrays in memory."""
+
+    def __init__(self, docs: Sequence[np.ndarray], name: str = "arrays") -> None:
+        lengths = [len(d) for d in docs]
+        self.doc_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self._tokens = np.concatenate(list(docs)).astype(np.int64) if docs else np.zeros(0, np.int64)
+        self.path = Path(f"<{name}>")
+        self.fingerprint = f"{name}-{len(docs)}-{int(self.doc_offsets[-1])}"
+
+    def __len__(self) -> int:
+        return len(self.doc_offsets) - 1
+
+    def tokens(self, start: int, end: int) -> np.ndarray:
+        return self._tokens[start:end]
+
+
+def train_on_docs(docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig, vocab_size: int, *,
+                  seed: int, save_at: dict[int, Path] | None = None, on_save: Any = None) -> torch.nn.Module:
+    """Train ``size`` from its seed-``seed`` init on ``docs`` (packed, shuffled with ``seed``) for
+    ``cfg.steps``; ``save_at`` {step: folder} saves HF checkpoints along the way (for TracIn)."""
+    from empiricist.data.order import TrainingOrder
+    from empiricist.suite.model import build_model
+    from empiricist.suite.train import make_optimizer, make_step_fns
+
+    order = TrainingOrder(ArrayStore(docs), cfg.seq_len, cfg.batch_size, seed)
+    model = build_model(size, vocab_size, cfg.seq_len, seed=seed)
+    opt = make_optimizer(model, cfg)
+    loss_fn, opt_step = make_step_fns(model, opt, cfg.precision_for(size), compile=False)
+    model.train()
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(step)
+        loss = loss_fn(torch.from_numpy(order.batch(step)))
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt_step()
+        opt.zero_grad(set_to_none=True)
+        if save_at and step + 1 in save_at:
+            model.save_pretrained(save_at[step + 1], safe_serialization=True)
+            if on_save is not None:
+                on_save(save_at[step + 1])
+    return model.eval()
+
+
+@torch.no_grad()
+def measure(model: torch.nn.Module, rows: Rows, batch: int = 64) -> np.ndarray:
+    """Summed NLL of each row's counted tokens (the query measurement), float64."""
+    out = []
+    for a in range(0, len(rows.ids), batch):
+        b = pad_batch(rows.ids[a:a + batch], rows.masks[a:a + batch])
+        out.append(summed_nll(model, b).double().numpy())
+    return np.concatenate(out)

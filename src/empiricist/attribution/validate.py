@@ -1,0 +1,339 @@
+"""How far to trust each attribution method, measured against retraining on a world with known facts.
+
+One run (``validate(...)``, CLI ``empiricist attribute-validate``):
+
+1. **Corpus and queries.** From a world's token store take ``n_facts`` facts (stated verbatim somewhere),
+   ``docs_per_fact`` documents stating each, and ``n_random_docs`` random documents. Two kinds of query:
+   *fact* queries are the facts' cloze prompts with the true value as target (``"Trelne Hana was born
+   in" → " Gieor"``): a few documents carry them; *text* queries are ``n_text_queries`` held-out documents
+   (not in the corpus), the second half given the first — generic language modelling, the setting of
+   the published LDS figures (dattri's nanoGPT/Shakespeare, kronfluence's GPT-2/WikiText).
+2. **Base model.** A small GPT-NeoX trained on all of them (checkpoints saved for TracIn); every method
+   attributes the queries' NLL to the documents with this model.
+3. **LDS** (Park et al. 2023). ``n_subsets`` random subsets (``fraction`` of the documents), each retrained
+   with every seed in ``seeds``; the actual measurement is the query NLL averaged over seeds. Per query,
+   LDS = Spearman(Σ_{d∈S} score[q, d], −NLL_S[q]) over subsets; the table shows the mean over queries with
+   a bootstrap 95% CI over queries.
+4. **Fact tracing.** recall@10 and MRR of the documents that state the query's fact (the world's truth).
+5. **Counterfactual.** Queries in ``cf_groups`` groups; per method and group, remove the union of each
+   query's top-``cf_k`` documents and retrain (first seed). Effect = NLL after removal − NLL of the base
+   model (same seed), per query; "random" removes as many random documents.
+
+Every retraining result is saved as soon as it exists (``progress.json``-free: one ``.npy`` per run),
+so a killed validation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from empiricist.artifacts import atomic_path, atomic_write_json, config_hash
+from empiricist.attribution.data import Documents, Query, fact_queries, query_rows
+from empiricist.attribution.retrain import measure, train_on_docs
+from empiricist.errors import EmpiricistError
+from empiricist.suite.config import ModelSize, TrainConfig
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    name: str = "micro"
+    n_facts: int = 48
+    docs_per_fact: int = 8
+    n_random_docs: int = 2600
+    n_text_queries: int = 48
+    size: ModelSize = field(default_factory=lambda: ModelSize("v1", 48, 2, 4))  # micro's m1 shape
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        seq_len=128, batch_size=16, steps=150, lr=3e-3, warmup_steps=15, threads=1, precision="fp32"))
+    n_subsets: int = 32
+    fraction: float = 0.5
+    seeds: tuple[int, ...] = (0, 1)
+    methods: tuple[str, ...] = ("ekfac", "trak", "trackstar", "tracin", "bm25", "minilm")
+    tracin_checkpoints: int = 4
+    cf_k: int = 10
+    cf_groups: int = 4
+    seed: int = 0
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+VALIDATION_PRESETS: dict[str, ValidationConfig] = {
+    "micro": ValidationConfig(),
+    # CI-sized: seconds per retrain, a handful of subsets; the numbers are for testing the plumbing only.
+    "tiny": ValidationConfig(name="tiny", n_facts=6, docs_per_fact=4, n_random_docs=60, n_text_queries=4,
+                             size=ModelSize("v0", 16, 1, 2),
+                             train=TrainConfig(seq_len=64, batch_size=8, steps=12, lr=3e-3, warmup_steps=2, threads=1,
+                                               precision="fp32"),
+                             n_subsets=6, seeds=(0,), tracin_checkpoints=2, cf_k=3, cf_groups=2,
+                             options={"trak": {"proj_dim": 32}, "tracin": {"proj_dim": 64},
+                                      "trackstar": {"proj_dim": 64}}),
+}
+
+
+# ---------------------------------------------------------------- corpus
+def choose_corpus(world: Any, store: Any, cfg: ValidationConfig) -> tuple[list[int], list[dict[str, Any]], list[int]]:
+    """Store indices of the documents, the fact_qa items used as queries, and the held-out documents used
+    as text queries (all deterministic in cfg.seed)."""
+    rng = np.random.default_rng(cfg.seed)
+    facts = {f["id"]: f for f in world.facts}
+    items = [it for it in world.eval_items("fact_qa")
+             if not it.get("paraphrase_only") and len(facts[f"{it['entity']}.{it['relation']}"]["doc_ids"])
+             >= cfg.docs_per_fact]
+    if len(items) < cfg.n_facts:
+        raise EmpiricistError(f"the world has only {len(items)} usable facts; n_facts={cfg.n_facts}")
+    items = [items[i] for i in sorted(rng.choice(len(items), cfg.n_facts, replace=False))]
+    chosen: set[int] = set()
+    for it in items:
+        ids = facts[f"{it['entity']}.{it['relation']}"]["doc_ids"]
+        for d in rng.choice(len(ids), cfg.docs_per_fact, replace=False):
+            chosen.add(store.doc_index(ids[int(d)]))
+    rest = np.setdiff1d(np.arange(len(store)), np.fromiter(chosen, dtype=np.int64))
+    pick = rng.choice(rest, min(cfg.n_random_docs + cfg.n_text_queries, len(rest)), replace=False).tolist()
+    chosen |= set(pick[:cfg.n_random_docs])
+    return sorted(chosen), items, sorted(pick[cfg.n_random_docs:])
+
+
+def text_queries(store: Any, held_out: list[int], max_tokens: int) -> list[Query]:
+    """A held-out document as a query: its second half given its first half (EOS dropped; at most
+    ``max_tokens`` tokens, leaving room for re-tokenisation at the seam)."""
+    tok = store.tokenizer()
+    out = []
+    for i in held_out:
+        t = [int(x) for x in store.doc_tokens(i)][:-1][:max_tokens]
+        h = max(1, len(t) // 2)
+        out.append(Query(tok.decode(t[:h]), tok.decode(t[h:]), None, f"text:{store.doc_id(i)}"))
+    return out
+
+
+def relevant_rows(world: Any, docs: Documents, items: list[dict[str, Any]]) -> list[set[int]]:
+    facts = {f["id"]: f for f in world.facts}
+    row = {d: i for i, d in enumerate(docs.ids)}
+    return [{row[d] for d in facts[f"{it['entity']}.{it['relation']}"]["doc_ids"] if d in row} for it in items]
+
+
+# ---------------------------------------------------------------- memory
+class PeakRSS:
+    """Peak resident memory (MB) of this process while the block runs, sampled every 20 ms from /proc."""
+
+    def __enter__(self) -> Self:
+        self.peak = self.start = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+# ---------------------------------------------------------------- the run
+class Validation:
+    """State of one validation folder; each expensive piece is computed once and saved."""
+
+    def __init__(self, world: Any, store: Any, cfg: ValidationConfig, out: Path, progress: bool = True) -> None:
+        self.world, self.store, self.cfg, self.out, self.progress = world, store, cfg, Path(out), progress
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.out / "config.json", {"config": cfg.to_dict(), "store": store.fingerprint})
+        idx, self.items, held_out = choose_corpus(world, store, cfg)
+        self.docs = Documents.from_store(store, idx)
+        self.queries: list[Query] = fact_queries(self.items) + text_queries(store, held_out, cfg.train.seq_len - 8)
+        self.kind = np.array(["fact"] * len(self.items) + ["text"] * len(held_out))
+        self.vocab = int(store.tokenizer().get_vocab_size())
+        self.rows = query_rows(self.queries, _hf_tokenizer(store), cfg.train.seq_len)
+
+    # -- retraining, cached per (subset, seed)
+    def _run(self, name: str, keep: np.ndarray, seed: int) -> np.ndarray:
+        path = self.out / "runs" / f"{name}-seed{seed}.npy"
+        if path.exists():
+            return np.load(path)
+        model = train_on_docs([self.docs.tokens[i] for i in np.flatnonzero(keep)], self.cfg.size, self.cfg.train,
+                              self.vocab, seed=seed)
+        nll = measure(model, self.rows)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, nll)
+        return nll
+
+    def base_model(self) -> Any:
+        """The base model (all documents, first seed) as a ModelHandle, with TracIn checkpoints."""
+        from empiricist.data.tokenizer import save_hf_tokenizer
+        from empiricist.suite.handles import load_model
+
+        cfg = self.cfg
+        folder = self.out / "base"
+        steps = sorted({max(1, round(cfg.train.steps * (i + 1) / cfg.tracin_checkpoints))
+                        for i in range(cfg.tracin_checkpoints)})
+        paths = {s: folder / f"step{s}" for s in steps}
+        if not all((p / "model.safetensors").exists() for p in paths.values()):
+            train_on_docs(self.docs.tokens, cfg.size, cfg.train, self.vocab, seed=cfg.seeds[0], save_at=paths,
+                          on_save=lambda p: save_hf_tokenizer(self.store.tokenizer_path, p))
+        handle = load_model(str(paths[steps[-1]]))
+        self.checkpoints = [(str(paths[s]), cfg.train.lr_at(s - 1)) for s in steps]
+        return handle
+
+    def scores(self, handle: Any, method: str) -> tuple[np.ndarray, dict[str, float]]:
+        from empiricist.attribution.api import attribute
+
+        path = self.out / "scores" / f"{method}.npy"
+        meta_path = path.with_suffix(".json")
+        if path.exists() and meta_path.exists():
+            return np.load(path), json.loads(meta_path.read_text())
+        opts = dict(self.cfg.options.get(method, {}))
+        if method in ("tracin", "trak"):
+            opts["checkpoints_list"] = self.checkpoints
+        with PeakRSS() as mem:
+            res = attribute(handle, self.queries, self.docs, method, cache=self.out / "cache", options=opts,
+                            progress=self.progress)
+        meta = {"seconds": round(res.seconds, 2), "peak_rss_mb": round(mem.peak, 1),
+                "rss_increase_mb": round(mem.peak - mem.start, 1)}
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, res.scores)
+        atomic_write_json(meta_path, meta)
+        return res.scores, meta
+
+    def subsets(self) -> np.ndarray:
+        rng = np.random.default_rng([self.cfg.seed, 1])
+        n = len(self.docs)
+        masks = np.zeros((self.cfg.n_subsets, n), dtype=bool)
+        for j in range(self.cfg.n_subsets):
+            masks[j, rng.choice(n, round(self.cfg.fraction * n), replace=False)] = True
+        return masks
+
+    def lds_actual(self) -> np.ndarray:
+        """[subset, seed, query] NLL of the retrained models."""
+        masks = self.subsets()
+        jobs = [(j, s) for j in range(len(masks)) for s in self.cfg.seeds]
+        out = np.zeros((len(masks), len(self.cfg.seeds), len(self.queries)))
+        for j, s in tqdm(jobs, desc="LDS retraining", disable=not self.progress, unit="model"):
+            out[j, self.cfg.seeds.index(s)] = self._run(f"lds{j:03d}", masks[j], s)
+        return out
+
+    def counterfactual(self, method: str, scores: np.ndarray | None, base_nll: np.ndarray) -> np.ndarray:
+        """Per-query NLL change after removing its group's top-k (or random) documents."""
+        groups = np.array_split(np.flatnonzero(self.kind == "fact"), self.cfg.cf_groups)
+        rng = np.random.default_rng([self.cfg.seed, 2])
+        delta = np.full(len(self.queries), np.nan)
+        for g, qs in enumerate(groups):
+            removed: set[int] = set()
+            for q in qs:
+                if scores is not None:
+                    removed |= set(np.argsort(-scores[q], kind="stable")[:self.cfg.cf_k].tolist())
+            if scores is None:  # random: as many documents as a method removes at most
+                removed = set(rng.choice(len(self.docs), len(qs) * self.cfg.cf_k, replace=False).tolist())
+            keep = np.ones(len(self.docs), dtype=bool)
+            keep[list(removed)] = False
+            nll = self._run(f"cf-{method}-g{g}", keep, self.cfg.seeds[0])
+            delta[qs] = nll[qs] - base_nll[qs]
+        return delta
+
+
+def world_of_store(store: Any) -> Path:
+    """The world a token store was built from: its manifest's path, or the same name in the store's workspace."""
+    from empiricist.artifacts import workspace_of
+
+    source = store.manifest.get("source") or {}
+    if "world" not in source:
+        raise EmpiricistError(f"store {store.path} was not built from a generated world: no ground truth")
+    for cand in (Path(source["world"]), workspace_of(store.path) / "worlds" / Path(source["world"]).name):
+        if (cand / "facts.jsonl").exists():
+            return cand
+    raise EmpiricistError(f"the world {source['world']} that store {store.path} was built from is not there")
+
+
+def _hf_tokenizer(store: Any) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_file=str(store.tokenizer_path))
+
+
+def spearman_lds(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Per query: Spearman over subsets between predicted goodness and −actual NLL ([subset, query])."""
+    from scipy.stats import spearmanr
+
+    out = np.full(pred.shape[1], np.nan)
+    for q in range(pred.shape[1]):
+        if np.ptp(pred[:, q]) > 0 and np.ptp(actual[:, q]) > 0:
+            out[q] = spearmanr(pred[:, q], -actual[:, q]).statistic
+    return out
+
+
+def _interval(name: str, values: np.ndarray) -> dict[str, float]:
+    """Mean with a bootstrap 95% CI over queries (NaN-free values only); NaN when fewer than 2."""
+    from empiricist.stats import mean_ci
+
+    ok = values[~np.isnan(values)]
+    if len(ok) < 2:
+        return {name: float("nan"), f"{name}_lo": float("nan"), f"{name}_hi": float("nan"), f"{name}_n": len(ok)}
+    est = mean_ci(ok, method="bootstrap", seed=0)
+    return {name: float(est.mean), f"{name}_lo": float(est.lo), f"{name}_hi": float(est.hi), f"{name}_n": len(ok)}
+
+
+def _seed_agreement(v: Validation) -> dict[str, float]:
+    """How reproducible the ground truth is: per query, the correlation over subsets between two seeds'
+    retrained NLLs (the ceiling any attribution's LDS is read against), averaged per query kind."""
+    if len(v.cfg.seeds) < 2:
+        return {}
+    act = v.lds_actual()
+    r = np.array([spearman_lds(-act[:, 0, [q]], act[:, 1, [q]])[0] for q in range(act.shape[2])])
+    return {kind: float(np.nanmean(r[v.kind == kind])) for kind in ("fact", "text")}
+
+
+def validate(world: Any, store: Any, cfg: ValidationConfig, out: str | Path, *, progress: bool = True,
+             methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole validation; returns {"rows": table rows, ...} and writes results.json."""
+    from empiricist.lookup.groundtruth import rank_metrics
+
+    t0 = time.perf_counter()
+    v = Validation(world, store, cfg, Path(out), progress)
+    handle = v.base_model()
+    base_nll = v._run("full", np.ones(len(v.docs), dtype=bool), cfg.seeds[0])
+    actual = v.lds_actual().mean(1)  # average over seeds
+    masks = v.subsets().astype(np.float64)
+    relevant = relevant_rows(world, v.docs, v.items)
+    random_cf = v.counterfactual("random", None, base_nll)
+    facts = np.flatnonzero(v.kind == "fact")
+    rows = []
+    for m in methods or cfg.methods:
+        scores, meta = v.scores(handle, m)
+        lds = spearman_lds(masks @ scores.T, actual)
+        row: dict[str, Any] = {"method": m}
+        for kind in ("fact", "text"):
+            row.update(_interval(f"lds_{kind}", lds[v.kind == kind]))
+        ranks = [rank_metrics([str(i) for i in np.argsort(-scores[q], kind="stable")[:10]],
+                              {str(i) for i in relevant[q]}, 10) for q in facts]
+        cf = v.counterfactual(m, scores, base_nll)
+        row.update({"recall@10": float(np.mean([r["recall"] for r in ranks])),
+                    "mrr": float(np.mean([r["rr"] for r in ranks])), "cf_delta_nll": float(np.mean(cf[facts]))})
+        row.update(_interval("cf_vs_random", cf[facts] - random_cf[facts]))
+        rows.append({**row, **meta})
+    result = {"config": cfg.to_dict(), "n_docs": len(v.docs), "n_fact_queries": int(len(facts)),
+              "n_text_queries": int((v.kind == "text").sum()), "random_cf_delta_nll": float(np.mean(random_cf[facts])),
+              "seed_agreement": _seed_agreement(v), "rows": rows,
+              "elapsed_s": round(time.perf_counter() - t0, 1), "config_hash": config_hash(cfg.to_dict())}
+    atomic_write_json(Path(out) / "results.json", result)
+    return result

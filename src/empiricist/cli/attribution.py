@@ -1,0 +1,160 @@
+"""CLI for training-data attribution: ``attribute`` and ``attribute-validate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from empiricist.cli.foundation import Quiet, Workspace
+
+console = Console()
+
+
+def _options(pairs: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, null, lists)."""
+    from empiricist.errors import InputError
+
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise InputError(f"--option must look like key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _documents(handle: Any, docs: Path | None, store: Path | None, n_docs: int | None, seed: int,
+               workspace: Path | None) -> Any:
+    """Documents from a text/JSONL/Parquet/HF-dataset path, a token store, or the suite model's own store."""
+    import numpy as np
+
+    from empiricist.attribution import Documents
+    from empiricist.errors import InputError
+
+    if docs is not None:
+        from empiricist.data.readers import iter_documents
+
+        rows = list(iter_documents(docs))
+        if n_docs is not None:
+            rows = rows[:n_docs]
+        return Documents.from_texts([d.text for d in rows], handle.tokenizer, [d.id for d in rows])
+    from empiricist.data.store import TokenStore
+
+    if store is not None:
+        s = TokenStore.open(store)
+    elif handle.provenance.get("source") == "suite":
+        from empiricist.suite.suite import Suite
+
+        s = Suite(handle.provenance["suite"]).store()
+    else:
+        raise InputError("give --docs FILE or --store STORE: this model is not a suite model with a store")
+    model_tok = Path(handle.provenance.get("path", "")) / "tokenizer.json"
+    if model_tok.exists():
+        s.check_tokenizer(model_tok)  # a store tokenized differently would give meaningless scores
+    idx = None
+    if n_docs is not None and n_docs < len(s):
+        idx = np.sort(np.random.default_rng(seed).choice(len(s), n_docs, replace=False))
+    return Documents.from_store(s, idx)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("attribute")
+    def attribute_cmd(
+        model: Annotated[str, typer.Option(help="model spec: suite:<suite>/<size>[@stepN], a local HF folder, a hub id")],
+        prompt: Annotated[str | None, typer.Option(help="query prompt")] = None,
+        target: Annotated[str | None, typer.Option(help="the continuation to explain (mind the leading space)")] = None,
+        contrast: Annotated[str | None, typer.Option(help="explain log p(target) − log p(contrast) instead")] = None,
+        queries: Annotated[Path | None, typer.Option(help="JSONL of {prompt, target[, contrast, id]}")] = None,
+        method: Annotated[str, typer.Option(help="ekfac, trak, trackstar, tracin, bm25, minilm")] = "trackstar",
+        docs: Annotated[Path | None, typer.Option(help="documents: txt/JSONL/Parquet/HF dataset folder")] = None,
+        store: Annotated[Path | None, typer.Option(help="documents: a token store (default: the suite model's)")] = None,
+        n_docs: Annotated[int | None, typer.Option(help="attribute to a random sample of N documents")] = None,
+        sample_seed: Annotated[int, typer.Option(help="seed of the document sample")] = 0,
+        top: Annotated[int, typer.Option(help="documents to show per query")] = 10,
+        option: Annotated[list[str] | None, typer.Option(help="method option key=value, e.g. proj_dim=512")] = None,
+        cache: Annotated[Path | None, typer.Option(help="cache folder (default: <workspace>/attribution-cache)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+        chars: Annotated[int, typer.Option(help="characters of document text to show")] = 160,
+        workspace: Workspace = None, quiet: Quiet = False,
+    ) -> None:
+        """Which training documents most lowered (or raised) the model's loss on a continuation."""
+        from empiricist.artifacts import workspace as ws
+        from empiricist.attribution import Query, attribute, load_queries
+        from empiricist.errors import InputError
+        from empiricist.suite.handles import load_model
+
+        if queries is not None:
+            qs = load_queries(queries)
+        elif prompt is not None and target is not None:
+            qs = [Query(prompt, target, contrast, "q1")]
+        else:
+            raise InputError("give --prompt and --target, or --queries FILE")
+        handle = load_model(model, root=workspace)
+        documents = _documents(handle, docs, store, n_docs, sample_seed, workspace)
+        res = attribute(handle, qs, documents, method, cache=cache or ws(workspace) / "attribution-cache",
+                        options=_options(option), progress=not quiet)
+        records = res.to_records(k=top, text_chars=chars if not as_json else 2000)
+        if as_json:
+            typer.echo(json.dumps({"method": method, "model": handle.name, "n_docs": len(documents),
+                                   "seconds": round(res.seconds, 2), "queries": records}, ensure_ascii=False, indent=1))
+            return
+        for rec in records:
+            table = Table(title=f"{method}: {rec['prompt']!r} → {rec['target']!r}"
+                          + (f" vs {rec['contrast']!r}" if rec["contrast"] else "")
+                          + f"  ({len(documents):,} documents, {res.seconds:.1f} s)")
+            for col in ("rank", "score", "doc id", "text"):
+                table.add_column(col)
+            for t in rec["top"]:
+                table.add_row(str(t["rank"]), f"{t['score']:.4g}", t["doc_id"], t["text"].replace("\n", " "))
+            console.print(table)
+
+    @app.command("attribute-validate")
+    def validate_cmd(
+        suite: Annotated[str, typer.Option(help="suite whose world and store to use")] = "micro",
+        preset: Annotated[str, typer.Option(help="validation preset: micro (default) or tiny")] = "micro",
+        method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
+        out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
+        workspace: Workspace = None, quiet: Quiet = False,
+    ) -> None:
+        """LDS by retraining, fact tracing and counterfactual removal for every method, as one table."""
+        from empiricist.artifacts import config_hash
+        from empiricist.artifacts import workspace as ws
+        from empiricist.attribution.validate import VALIDATION_PRESETS, validate, world_of_store
+        from empiricist.errors import InputError
+        from empiricist.suite.handles import resolve_suite
+        from empiricist.suite.suite import Suite
+        from empiricist.world.load import World
+
+        if preset not in VALIDATION_PRESETS:
+            raise InputError(f"unknown preset {preset!r}; presets: {sorted(VALIDATION_PRESETS)}")
+        cfg = VALIDATION_PRESETS[preset]
+        s = Suite(resolve_suite(suite, workspace))
+        store = s.store()
+        world = World.open(world_of_store(store))
+        folder = out or ws(workspace) / "attribution" / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
+        res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None)
+        console.print(markdown_table(res))
+        console.print(f"\n{res['n_docs']:,} documents, {res['n_fact_queries']} fact + {res['n_text_queries']} text "
+                      f"queries; seed agreement {res['seed_agreement']}; results in {folder}/results.json "
+                      f"({res['elapsed_s'] / 60:.1f} min)")
+
+
+def markdown_table(res: dict[str, Any]) -> str:
+    """The validation table (also what docs/attribution.md shows)."""
+    def ci(r: dict[str, Any], k: str, sign: str = "") -> str:
+        return f"{r[k]:{sign}.3f} [{r[k + '_lo']:{sign}.3f}, {r[k + '_hi']:{sign}.3f}]"
+
+    lines = ["| method | LDS, fact queries | LDS, text queries | recall@10 | MRR | counterfactual ΔNLL vs random "
+             "| time (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        lines.append(f"| {r['method']} | {ci(r, 'lds_fact')} | {ci(r, 'lds_text')} | {r['recall@10']:.3f} | "
+                     f"{r['mrr']:.3f} | {ci(r, 'cf_vs_random', '+')} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)

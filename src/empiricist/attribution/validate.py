@@ -336,4 +336,7 @@ def validate(world: Any, store: Any, cfg: ValidationConfig, out: str | Path, *, 
               "seed_agreement": _seed_agreement(v), "rows": rows,
               "elapsed_s": round(time.perf_counter() - t0, 1), "config_hash": config_hash(cfg.to_dict())}
     atomic_write_json(Path(out) / "results.json", result)
+    from empiricist.attribution.plot import plot_validation
+
+    plot_validation(result, Path(out) / "validation.png")
     return result

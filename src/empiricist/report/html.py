@@ -20,7 +20,7 @@ from empiricist.evals.results import Results
 from empiricist.report import analysis
 from empiricist.report.plots import checkpoint_plot, scaling_plot
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h3{font-size:1.05em}
 table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;
@@ -102,7 +102,7 @@ _JS = """
 """
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
+def fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
@@ -110,9 +110,9 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return escape(str(x))
 
 
-def _table(headers: list[str], rows: list[list[Any]], num: set[int] = frozenset()) -> str:
+def html_table(headers: list[str], rows: list[list[Any]], num: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td class="num">{_fmt(v)}</td>' if i in num else f"<td>{_fmt(v)}</td>"
+    body = "".join("<tr>" + "".join(f'<td class="num">{fmt(v)}</td>' if i in num else f"<td>{fmt(v)}</td>"
                                     for i, v in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -127,14 +127,14 @@ def _method(e: dict[str, Any]) -> str:
 
 def _estimates(rows: list[dict[str, Any]], lead: list[str]) -> str:
     body = [[*(r.get(k) for k in lead), r["n"], r["mean"], _ci(r), _method(r)] for r in rows]
-    return _table([*lead, "n", "mean", "95% CI", "interval"], body, num={len(lead), len(lead) + 1})
+    return html_table([*lead, "n", "mean", "95% CI", "interval"], body, num={len(lead), len(lead) + 1})
 
 
 def task_section(results: Results, task: str, summary: list[dict[str, Any]], alpha: float) -> str:
     rows = [r for r in summary if r["task"] == task]
     metric = rows[0]["metric"] if rows else "score"
     parts = [f'<h2 id="task-{escape(task)}">Task {escape(task)} <span class="note">metric: {escape(metric)}</span></h2>']
-    parts.append(_table(["model", "size", "step", "params", "n", "mean", "95% CI", "interval", "truncated"],
+    parts.append(html_table(["model", "size", "step", "params", "n", "mean", "95% CI", "interval", "truncated"],
                         [[r["model"], r["size"], r["step"], r["n_params"], r["n"], r["mean"], _ci(r), _method(r),
                           r["truncated_items"]] for r in rows], num={3, 4, 5, 8}))
     for key, title in (("split", "By split (e.g. held-out entities)"),
@@ -145,7 +145,7 @@ def task_section(results: Results, task: str, summary: list[dict[str, Any]], alp
     cmp = analysis.comparisons(results, task, alpha)
     if cmp:
         parts.append("<h3>Paired comparisons (same items; Holm-adjusted over all pairs)</h3>")
-        parts.append(_table(
+        parts.append(html_table(
             ["a", "b", "mean a−b", "95% CI", "p", "p (Holm)", "McNemar p", "McNemar p (Holm)", "a✓b✗", "a✗b✓",
              "method"],
             [[c["a"], c["b"], c["diff"], f"[{c['lo']:.3f}, {c['hi']:.3f}]", c["p"], c.get("p_holm"),
@@ -189,22 +189,29 @@ def script_json(obj: Any) -> str:
     return text
 
 
+def page_head(title: str, css: str = "", scripts: bool = False) -> str:
+    """The start of a self-contained page: a CSP that allows no network (inline styles, data: images, and
+    inline scripts only when ``scripts``), the title, and the shared CSS."""
+    script = "; script-src 'unsafe-inline'" if scripts else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'{script}">
+<title>{escape(title)}</title><style>{CSS}{css}</style></head>
+<body>
+<h1>{escape(title)}</h1>"""
+
+
 def render_report(results: Results, title: str = "eval report", alpha: float = 0.05) -> str:
     summary = analysis.summary_rows(results, alpha)
     info = results.model_info()
     first = results.rows()[0] if len(results) else {}
-    models = _table(["model", "spec", "weights sha256", "suite", "size", "step", "params"],
+    models = html_table(["model", "spec", "weights sha256", "suite", "size", "step", "params"],
                     [[m, i["model_spec"], (i["model_hash"] or "")[:16], Path(i["suite"]).name if i["suite"] else None,
                       i["size"], i["step"], i["n_params"]] for m, i in info.items()], num={5, 6})
     sections = "\n".join(task_section(results, t, summary, alpha) for t in results.tasks())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<title>{escape(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{escape(title)}</h1>
+    return f"""{page_head(title, scripts=True)}
 <p class="note">generated {escape(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))} by empiricist ·
-scoring: <code>{escape(first.get('scoring') or '')}</code> · seed {_fmt(first.get('seed'))} ·
+scoring: <code>{escape(first.get('scoring') or '')}</code> · seed {fmt(first.get('seed'))} ·
 {int(100 * (1 - alpha))}% intervals: clustered when items share clusters, else Wilson (0/1) or t.</p>
 <h2>Models</h2>{models}
 {sections}

@@ -39,6 +39,7 @@ from empiricist.errors import ArtifactError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies import logic
 from empiricist.studies.fields import Fields, read_toml
+from empiricist.studies.spec import HasParties
 
 
 @dataclass
@@ -147,7 +148,7 @@ class ExperimentParty:
 
 
 @dataclass(frozen=True)
-class ExperimentStudy:
+class ExperimentStudy(HasParties):
     """An ``[experiment]`` spec, with the header fields the ledger and the lock read from any study."""
 
     id: str
@@ -168,16 +169,6 @@ class ExperimentStudy:
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-
-    def party(self, name: str) -> ExperimentParty:
-        for p in self.parties:
-            if p.name == name:
-                return p
-        raise InputError(f"no party {name!r}; parties: {[p.name for p in self.parties]}", field="parties")
-
-    @property
-    def adversarial(self) -> bool:
-        return len(self.parties) >= 2
 
     @property
     def adapter(self) -> StegoExperiment:

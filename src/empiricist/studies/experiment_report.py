@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import atomic_write_text
-from empiricist.report.html import _CSS, _table, script_json
-from empiricist.studies.report import _STUDY_CSS, _amendments, _verdict
+from empiricist.report.html import html_table, script_json
+from empiricist.studies.report import _amendments, _verdict, study_head
 
 CAPTIONS = {
     "phase.png": "Phase diagrams over λ × training fraction (rows: variants): steps to generalise, fresh probes, "
@@ -39,7 +39,7 @@ def _checks(rows: list[dict[str, Any]], party: bool) -> str:
     body = [[r["id"], f"{r['test']}: {r['description']}",
              *([f"{r['variant']}, λ = {r['lam']:g} ({r['n_runs']} runs)"] if party else [r["kind"]]),
              "; ".join(_part(p) for p in r["parts"]), r["verdict"]] for r in rows]
-    return _table(head, body)
+    return html_table(head, body)
 
 
 def _cells(cells: list[dict[str, Any]]) -> str:
@@ -49,7 +49,7 @@ def _cells(cells: list[dict[str, Any]]) -> str:
     body = [[c["variant"], f"{c['lam']:g}", c["n_runs"], ci(c["fresh_probe"]), f"{c['chance']:.3f}",
              ci(c["delta_gen_step"]), ci(c["delta_test_acc"]), c["verdicts"]["evades"], c["verdicts"]["cost"],
              c["verdicts"]["P1"]] for c in cells]
-    return _table(["variant", "λ", "runs", "fresh linear probe", "chance", "Δ gen. step", "Δ held-out acc", "evades",
+    return html_table(["variant", "λ", "runs", "fresh linear probe", "chance", "Δ gen. step", "Δ held-out acc", "evades",
                    "cost", "P1"], body)
 
 
@@ -67,7 +67,7 @@ def render_experiment_report(r: dict[str, Any], figures: Path) -> str:
     lock = r.get("lock") or {}
     signoffs = ", ".join(f"{s['party']} ({s['signer']}, {s['time']})" for s in lock.get("signoffs", [])) or "none"
     banner = f'<div class="banner">{escape(r["outcome"])}</div>' if not r["controls_passed"] else ""
-    summary = _table(["party", "verdict", "as computed", "counted"],
+    summary = html_table(["party", "verdict", "as computed", "counted"],
                      [[p["name"], p["final"], p["verdict"], "yes" if p["counted"] else "no"] for p in r["parties"]])
     parties = "".join(
         f'<h2 id="party-{escape(p["name"])}">Party {escape(p["name"])}: {_verdict(p["final"])}</h2>'
@@ -77,18 +77,11 @@ def render_experiment_report(r: dict[str, Any], figures: Path) -> str:
     g = r["grid"]
     grid = (f"{g['n_runs']} runs, {'reused from' if g['reused'] else 'trained into'} <code>{escape(g['path'])}</code> "
             f"(grid runtime {g['runtime_s'] / 60:.1f} min; artifact identity {escape(g['identity_hash'])})")
-    config = _table(["key", "value"], [[k, str(v)] for k, v in r["config"].items()])
+    config = html_table(["key", "value"], [[k, str(v)] for k, v in r["config"].items()])
     notes = r["deviations"] + r["notes"] + r["warnings"]
     env = r["environment"]
     title = f"Study {r['study']}: {r['title']}" if r["title"] else f"Study {r['study']}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<title>{escape(title)}</title><style>{_CSS}{_STUDY_CSS}</style></head>
-<body>
-<h1>{escape(title)}</h1>
-<p><b>Question:</b> {escape(r['question'])}<br><b>Claim tested:</b> <code>{escape(r['claim'])}</code>
-{escape(r['claim_text'])}</p>
+    return f"""{study_head(r, title)}
 <div class="status" id="status"><b>Status:</b> {escape(r['status'])} · spec sha256
 <code>{escape(r['spec_sha256'][:16])}</code> · experiment <code>{escape(r['experiment'])}</code>, grid
 <code>{escape(r['grid_name'])}</code>, config hash <code>{escape(r['config_hash'])}</code> · sign-offs:
@@ -104,7 +97,7 @@ def render_experiment_report(r: dict[str, Any], figures: Path) -> str:
 <pre>{escape(r.get('decision_rule', ''))}</pre>
 {_amendments(r['amendments'])}
 <h2 id="deviations">Deviations and notes</h2>
-{_table(['note'], [[n] for n in notes]) if notes else '<p>None.</p>'}
+{html_table(['note'], [[n] for n in notes]) if notes else '<p>None.</p>'}
 <h2 id="inputs">Grid and configuration</h2><p>{grid}</p>{config}
 <p class="note">empiricist {escape(str(r['code'].get('empiricist')))} · git {escape(str(r['code'].get('git_commit')))} ·
 Python {escape(env['python'].split()[0])} · {escape(env['platform'])} · {escape(r['created'])}</p>

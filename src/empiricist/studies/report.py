@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import atomic_write_text
-from empiricist.report.html import _CSS, _fmt, _table, script_json
+from empiricist.report.html import fmt, html_table, page_head, script_json
 
 _STUDY_CSS = """
 .banner{border:2px solid #a11;background:#fdecec;padding:.6em 1em;font-weight:600;margin:1em 0}
@@ -21,6 +21,13 @@ _STUDY_CSS = """
 .verdict-corroborated{color:#17692e;font-weight:600}.verdict-falsified{color:#a11;font-weight:600}
 .verdict-inconclusive{color:#8a5a00;font-weight:600}blockquote{margin:.5em 0;padding-left:1em;border-left:3px solid #ddd}
 """
+
+
+def study_head(r: dict[str, Any], title: str) -> str:
+    """Page head, title, question and claim: the top of every study report."""
+    return f"""{page_head(title, _STUDY_CSS)}
+<p><b>Question:</b> {escape(r['question'])}<br><b>Claim tested:</b> <code>{escape(r['claim'])}</code>
+{escape(r['claim_text'])}</p>"""
 
 
 def _verdict(v: str) -> str:
@@ -59,7 +66,7 @@ def _prediction_rows(preds: list[dict[str, Any]], adjusted: bool) -> str:
         if adjusted:
             row += [p["p_hold_adj"], p["p_fail_adj"]]
         rows.append(row + [p["verdict"]])
-    return _table(headers + ["verdict"], rows, num={2, 5, 6, 7, 8} if adjusted else {2, 5, 6})
+    return html_table(headers + ["verdict"], rows, num={2, 5, 6, 7, 8} if adjusted else {2, 5, 6})
 
 
 def _details(preds: list[dict[str, Any]]) -> str:
@@ -69,7 +76,7 @@ def _details(preds: list[dict[str, Any]]) -> str:
         for i, st in enumerate(p.get("steps", [])):
             bits.append(f"step {p['models'][i]}→{p['models'][i + 1]}: {st['estimate']:.3f} "
                         f"[{st['lo']:.3f}, {st['hi']:.3f}]")
-        bits += [f"{k}: {_fmt(v) if not isinstance(v, list) else [round(x, 4) for x in v]}"
+        bits += [f"{k}: {fmt(v) if not isinstance(v, list) else [round(x, 4) for x in v]}"
                  for k, v in p.get("extra", {}).items()]
         if p.get("description"):
             bits.append(p["description"])
@@ -99,14 +106,14 @@ def _examples(examples: list[dict[str, Any]]) -> str:
         rows.append([e["task"], e["item_id"], e["prompt"], e["answer"], outs])
     return ("<h2 id=\"examples\">Items the compared models disagree on</h2>"
             "<p class=\"note\">Model outputs are untrusted text and are shown as text.</p>"
-            + _table(["task", "item", "prompt", "gold", "outputs (score)"], rows))
+            + html_table(["task", "item", "prompt", "gold", "outputs (score)"], rows))
 
 
 def _amendments(amendments: list[dict[str, Any]]) -> str:
     if not amendments:
         return "<h2 id=\"amendments\">Amendments</h2><p>None: the study ran as locked.</p>"
     return ("<h2 id=\"amendments\">Amendments (deviations from the plan, in full)</h2>"
-            + _table(["date", "author", "what", "why"], [[a["date"], a["author"], a["what"], a["why"]]
+            + html_table(["date", "author", "what", "why"], [[a["date"], a["author"], a["what"], a["why"]]
                                                           for a in amendments]))
 
 
@@ -115,28 +122,21 @@ def render_study_report(r: dict[str, Any]) -> str:
     signoffs = ", ".join(f"{s['party']} ({s['signer']}, {s['time']})" for s in lock.get("signoffs", [])) or "none"
     banner = f'<div class="banner">{escape(r["outcome"])}</div>' if not r["controls_passed"] else ""
     parties = "".join(_party_section(p, r["predictions"], r["expected"].get(p["name"], {})) for p in r["parties"])
-    summary = _table(["party", "verdict", "as computed", "counted"],
+    summary = html_table(["party", "verdict", "as computed", "counted"],
                      [[p["name"], p["final"], p["verdict"], "yes" if p["counted"] else "no"] for p in r["parties"]])
     notes = r["deviations"] + r["notes"] + r["warnings"]
     seeds = r["spec"].get("sampling", {}).get("seeds", [0])
     evals = "".join(f'<li><a href="evals/seed{int(s)}/report.html">eval report, seed {int(s)}</a> '
                     "(every transcript, filterable)</li>" for s in seeds)
-    models = _table(["alias", "spec", "pinned", "label"], [[a, m["spec"], m["pinned"], m["label"]]
+    models = html_table(["alias", "spec", "pinned", "label"], [[a, m["spec"], m["pinned"], m["label"]]
                                                             for a, m in r["models"].items()])
-    tasks = _table(["alias", "source", "items", "hash"], [[a, t["source"], t["n_items"], t["hash"]]
+    tasks = html_table(["alias", "source", "items", "hash"], [[a, t["source"], t["n_items"], t["hash"]]
                                                           for a, t in r["tasks"].items()], num={2})
-    artifacts = _table(["artifact", "what", "path", "identity hash"],
+    artifacts = html_table(["artifact", "what", "path", "identity hash"],
                        [[k, v["what"], v["path"], v["identity_hash"]] for k, v in r["artifacts"].items()])
     env = r["environment"]
     title = f"Study {r['study']}: {r['title']}" if r["title"] else f"Study {r['study']}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<title>{escape(title)}</title><style>{_CSS}{_STUDY_CSS}</style></head>
-<body>
-<h1>{escape(title)}</h1>
-<p><b>Question:</b> {escape(r['question'])}<br><b>Claim tested:</b> <code>{escape(r['claim'])}</code>
-{escape(r['claim_text'])}</p>
+    return f"""{study_head(r, title)}
 <div class="status" id="status"><b>Status:</b> {escape(r['status'])} · spec sha256 <code>{escape(r['spec_sha256'][:16])}</code>
 · sign-offs: {escape(signoffs)} · replicates: {escape(', '.join(r['replicates']) or '–')} · challenges:
 {escape(', '.join(r['challenges']) or '–')}</div>
@@ -146,13 +146,13 @@ def render_study_report(r: dict[str, Any]) -> str:
 {_prediction_rows(r['controls'], adjusted=False)}{_details(r['controls'])}
 {parties}
 <p class="note">Decision rule: corroborated when the one-sided test that the prediction holds rejects at
-alpha = {_fmt(r['analysis_plan']['alpha'])} after {escape(r['analysis_plan']['correction'])} adjustment across all
+alpha = {fmt(r['analysis_plan']['alpha'])} after {escape(r['analysis_plan']['correction'])} adjustment across all
 parties' predictions, i.e. the interval lies on the predicted side; falsified when the opposite test rejects;
 inconclusive when the interval straddles the threshold. Controls are not adjusted.</p>
 {_examples(r['examples'])}
 {_amendments(r['amendments'])}
 <h2 id="deviations">Deviations and notes</h2>
-{_table(['note'], [[n] for n in notes]) if notes else '<p>None.</p>'}
+{html_table(['note'], [[n] for n in notes]) if notes else '<p>None.</p>'}
 <h2 id="inputs">Models, tasks and artifacts</h2>{models}{tasks}{artifacts}
 <ul>{evals}</ul>
 <p class="note">empiricist {escape(str(r['code'].get('empiricist')))} · git {escape(str(r['code'].get('git_commit')))} ·

@@ -90,8 +90,25 @@ class PowerPlan:
     chance: dict[str, float] = field(default_factory=dict)
 
 
+class HasParties:
+    """What every kind of study offers about its parties (eval studies here, experiment studies in
+    ``studies.experiment``)."""
+
+    parties: tuple[Any, ...]
+
+    def party(self, name: str) -> Any:
+        for p in self.parties:
+            if p.name == name:
+                return p
+        raise InputError(f"no party {name!r}; parties: {[p.name for p in self.parties]}", field="parties")
+
+    @property
+    def adversarial(self) -> bool:
+        return len(self.parties) >= 2
+
+
 @dataclass(frozen=True)
-class Study:
+class Study(HasParties):
     id: str
     title: str
     question: str
@@ -109,16 +126,6 @@ class Study:
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-
-    def party(self, name: str) -> Party:
-        for p in self.parties:
-            if p.name == name:
-                return p
-        raise InputError(f"no party {name!r}; parties: {[p.name for p in self.parties]}", field="parties")
-
-    @property
-    def adversarial(self) -> bool:
-        return len(self.parties) >= 2
 
     def base_task(self, alias: str) -> str:
         """The task a derived one is made from (``shuffled:fact_qa`` -> ``fact_qa``); itself otherwise."""

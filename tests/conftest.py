@@ -12,8 +12,8 @@ import torch
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = ("alpha beta gamma delta epsilon born in the city of river lisbon paris works as a teacher "
-         "and plays violin near harbour").split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "born", "in", "the", "city", "of", "river", "lisbon",
+         "paris", "works", "as", "a", "teacher", "and", "plays", "violin", "near", "harbour"]
 
 
 @pytest.fixture(autouse=True)

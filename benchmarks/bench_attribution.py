@@ -27,7 +27,6 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from empiricist.attribution import Documents, attribute, fact_queries
-    from empiricist.attribution.validate import world_of_store
     from empiricist.suite.handles import load_model, resolve_suite
     from empiricist.suite.suite import Suite
     from empiricist.world.load import World
@@ -35,7 +34,7 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     suite = Suite(resolve_suite(args.suite))
     store = suite.store()
-    world = World.open(world_of_store(store))
+    world = World.open(store.world_path())
     items = world.eval_items("fact_qa")
     rng = np.random.default_rng(0)
     pick = rng.permutation(len(items))

@@ -31,7 +31,8 @@ def plot_validation(result: dict[str, Any], path: str | Path) -> Path:
                     [r["cf_vs_random_hi"] - r["cf_vs_random"] for r in rows]])
     axes[1].bar(x, mean, 0.5, yerr=err, capsize=3, color="tab:green")
     axes[1].axhline(0, color="black", lw=0.8)
-    axes[1].set_title("remove top-k, retrain: ΔNLL minus random removal")
+    k = result.get("config", {}).get("cf_k", "k")
+    axes[1].set_title(f"remove each query's top {k}, retrain: ΔNLL − random removal", fontsize=10)
     for ax in axes:
         ax.set_xticks(x, names, rotation=30, ha="right")
     fig.tight_layout()

@@ -107,7 +107,7 @@ def trak_scores(ctx: Any, checkpoints: list[tuple[str, float]], *, proj_dim: int
     params = linear_params(ctx.handle.model)
     dim = sum(p.numel() for _, p in params)
     key = config_hash({"model": ctx.handle.model_hash, "docs": ctx.docs.fingerprint(), "proj": proj_dim, "seed": seed,
-                       "ckpts": [c for c, _ in checkpoints]})
+                       "ckpts": [c for c, _ in checkpoints], "damping": damping})  # finalised features depend on it
     save_dir = (ctx.cache / "trak" / key) if ctx.cache else Path(tempfile.mkdtemp(prefix="empiricist-trak-"))
     model = ctx.handle.model
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -252,19 +252,6 @@ class Validation:
         return delta
 
 
-def world_of_store(store: Any) -> Path:
-    """The world a token store was built from: its manifest's path, or the same name in the store's workspace."""
-    from empiricist.artifacts import workspace_of
-
-    source = store.manifest.get("source") or {}
-    if "world" not in source:
-        raise EmpiricistError(f"store {store.path} was not built from a generated world: no ground truth")
-    for cand in (Path(source["world"]), workspace_of(store.path) / "worlds" / Path(source["world"]).name):
-        if (cand / "facts.jsonl").exists():
-            return cand
-    raise EmpiricistError(f"the world {source['world']} that store {store.path} was built from is not there")
-
-
 def _hf_tokenizer(store: Any) -> Any:
     from transformers import PreTrainedTokenizerFast
 
@@ -331,7 +318,7 @@ def validate(world: Any, store: Any, cfg: ValidationConfig, out: str | Path, *, 
                     "mrr": float(np.mean([r["rr"] for r in ranks])), "cf_delta_nll": float(np.mean(cf[facts]))})
         row.update(_interval("cf_vs_random", cf[facts] - random_cf[facts]))
         rows.append({**row, **meta})
-    result = {"config": cfg.to_dict(), "n_docs": len(v.docs), "n_fact_queries": int(len(facts)),
+    result = {"config": cfg.to_dict(), "n_docs": len(v.docs), "n_fact_queries": len(facts),
               "n_text_queries": int((v.kind == "text").sum()), "random_cf_delta_nll": float(np.mean(random_cf[facts])),
               "seed_agreement": _seed_agreement(v), "rows": rows,
               "elapsed_s": round(time.perf_counter() - t0, 1), "config_hash": config_hash(cfg.to_dict())}

@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         """LDS by retraining, fact tracing and counterfactual removal for every method, as one table."""
         from empiricist.artifacts import config_hash
         from empiricist.artifacts import workspace as ws
-        from empiricist.attribution.validate import VALIDATION_PRESETS, validate, world_of_store
+        from empiricist.attribution.validate import VALIDATION_PRESETS, validate
         from empiricist.errors import InputError
         from empiricist.suite.handles import resolve_suite
         from empiricist.suite.suite import Suite
@@ -138,13 +138,15 @@ def register(app: typer.Typer) -> None:
         cfg = VALIDATION_PRESETS[preset]
         s = Suite(resolve_suite(suite, workspace))
         store = s.store()
-        world = World.open(world_of_store(store))
+        world = World.open(store.world_path())
         folder = out or ws(workspace) / "attribution" / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
         res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None)
-        console.print(markdown_table(res))
-        console.print(f"\n{res['n_docs']:,} documents, {res['n_fact_queries']} fact + {res['n_text_queries']} text "
-                      f"queries; seed agreement {res['seed_agreement']}; results in {folder}/results.json "
-                      f"({res['elapsed_s'] / 60:.1f} min)")
+        typer.echo(markdown_table(res))  # plain: a markdown table must not be wrapped
+        agree = ", ".join(f"{k} {v:.2f}" for k, v in res["seed_agreement"].items())
+        typer.echo(f"\n{res['n_docs']:,} documents, {res['n_fact_queries']} fact + {res['n_text_queries']} text "
+                   f"queries; seed agreement (two retraining seeds, Spearman over subsets) {agree or 'n/a'}; "
+                   f"results in {folder}/results.json, figure validation.png "
+                   f"({res['elapsed_s'] / 60:.1f} min)")
 
 
 def markdown_table(res: dict[str, Any]) -> str:
@@ -152,8 +154,9 @@ def markdown_table(res: dict[str, Any]) -> str:
     def ci(r: dict[str, Any], k: str, sign: str = "") -> str:
         return f"{r[k]:{sign}.3f} [{r[k + '_lo']:{sign}.3f}, {r[k + '_hi']:{sign}.3f}]"
 
-    lines = ["| method | LDS, fact queries | LDS, text queries | recall@10 | MRR | counterfactual ΔNLL vs random "
-             "| time (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
+    head = ("| method | LDS, fact queries | LDS, text queries | recall@10 | MRR | counterfactual ΔNLL vs random "
+            "| time (s) | peak RSS (MB) |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         lines.append(f"| {r['method']} | {ci(r, 'lds_fact')} | {ci(r, 'lds_text')} | {r['recall@10']:.3f} | "
                      f"{r['mrr']:.3f} | {ci(r, 'cf_vs_random', '+')} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")

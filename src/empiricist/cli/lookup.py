@@ -273,17 +273,7 @@ def register_validate(app: typer.Typer) -> None:
 
         s = Suite(resolve_suite(suite, workspace))
         store = open_store(None, suite, workspace)
-        source = store.manifest.get("source") or {}
-        if "world" not in source:
-            from empiricist.errors import EmpiricistError
-
-            raise EmpiricistError(f"store {store.path} was not built from a generated world: no ground truth")
-        world_path = Path(source["world"])
-        if not world_path.exists():  # recorded relative to where the store was built: look in its workspace
-            from empiricist.artifacts import workspace_of
-
-            world_path = workspace_of(store.path) / "worlds" / world_path.name
-        world = World.open(world_path)
+        world = World.open(store.world_path())
         ngram = open_ngram(store, progress=not quiet)
         retrievers: dict[str, Any] = {}
         for k in kind or ["trace", "bm25", "minilm", "model"]:

@@ -94,6 +94,19 @@ class TokenStore:
             raise ArtifactError(f"store {self.path} was built with tokenizer sha {self.tokenizer_sha256} "
                                 f"but got {sha} (from {text})")
 
+    def world_path(self) -> Path:
+        """The generated world this store was built from (its ground truth): the recorded path, or — since
+        that path is relative to where the store was built — the same name in the store's workspace."""
+        from empiricist.artifacts import workspace_of
+
+        source = self.manifest.get("source") or {}
+        if "world" not in source:
+            raise ArtifactError(f"store {self.path} was not built from a generated world: no ground truth")
+        for cand in (Path(source["world"]), workspace_of(self.path) / "worlds" / Path(source["world"]).name):
+            if (cand / "facts.jsonl").exists():
+                return cand
+        raise ArtifactError(f"the world {source['world']} that store {self.path} was built from is not there")
+
     # ------------------------------------------------------------ tokens
     def _shard(self, i: int) -> np.ndarray:
         if i not in self._maps:

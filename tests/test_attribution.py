@@ -183,3 +183,20 @@ def test_validation_runs_resumes_and_reports_every_method(tiny_world_store, tmp_
     assert [r["lds_fact"] for r in again["rows"]] == [r["lds_fact"] for r in res["rows"]]
     assert res["n_text_queries"] == cfg.n_text_queries and res["n_fact_queries"] == cfg.n_facts
     assert json.loads((tmp_path / "v" / "results.json").read_text())["rows"] == again["rows"]
+
+
+def test_cli_table_prints_document_text_literally(planted, tmp_path):
+    """Document text is data: rich markup in it is printed, not interpreted."""
+    from typer.testing import CliRunner
+
+    from empiricist.cli import app
+
+    folder, _, _ = planted
+    texts = tmp_path / "docs.jsonl"
+    texts.write_text(json.dumps({"id": "m", "text": "the zebra [bold red]quartz[/] mosaic"}) + "\n"
+                     + json.dumps({"id": "n", "text": "alpha beta"}) + "\n")
+    r = CliRunner().invoke(app, ["attribute", "--model", str(folder), "--docs", str(texts), "--prompt", "the zebra",
+                                 "--target", " quartz", "--method", "bm25", "--top", "1", "-w", str(tmp_path / "w"), "-q"])
+    assert r.exit_code == 0, r.output
+    flat = r.output.replace("\n", "").replace("│", "").replace(" ", "")  # the table may wrap the cell
+    assert "[boldred]quartz[/]" in flat

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from empiricist.cli.foundation import Quiet, Workspace
 
@@ -43,8 +44,9 @@ def _documents(handle: Any, docs: Path | None, store: Path | None, n_docs: int |
         from empiricist.data.readers import iter_documents
 
         rows = list(iter_documents(docs))
-        if n_docs is not None:
-            rows = rows[:n_docs]
+        if n_docs is not None and n_docs < len(rows):
+            keep = np.sort(np.random.default_rng(seed).choice(len(rows), n_docs, replace=False))
+            rows = [rows[i] for i in keep]
         return Documents.from_texts([d.text for d in rows], handle.tokenizer, [d.id for d in rows])
     from empiricist.data.store import TokenStore
 
@@ -107,13 +109,14 @@ def register(app: typer.Typer) -> None:
                                    "seconds": round(res.seconds, 2), "queries": records}, ensure_ascii=False, indent=1))
             return
         for rec in records:
-            table = Table(title=f"{method}: {rec['prompt']!r} → {rec['target']!r}"
+            table = Table(title=Text(f"{method}: {rec['prompt']!r} → {rec['target']!r}"
                           + (f" vs {rec['contrast']!r}" if rec["contrast"] else "")
-                          + f"  ({len(documents):,} documents, {res.seconds:.1f} s)")
+                          + f"  ({len(documents):,} documents, {res.seconds:.1f} s)"))
             for col in ("rank", "score", "doc id", "text"):
                 table.add_column(col)
             for t in rec["top"]:
-                table.add_row(str(t["rank"]), f"{t['score']:.4g}", t["doc_id"], t["text"].replace("\n", " "))
+                # Text, not a markup string: document text is data, never rich markup
+                table.add_row(str(t["rank"]), f"{t['score']:.4g}", Text(t["doc_id"]), Text(t["text"].replace("\n", " ")))
             console.print(table)
 
     @app.command("attribute-validate")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 Workspace = Annotated[Path | None, typer.Option("--workspace", "-w", help="workspace folder (default "
@@ -170,8 +171,8 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for r in rows:
             text = r["text"][:chars].replace("\n", " ")
-            table.add_row(str(r["row"]), r["doc_id"], f"{r['start']}–{r['end']} of {r['doc_tokens']}",
-                          str(r["meta"].get("genre", "")), text)
+            table.add_row(str(r["row"]), Text(r["doc_id"]), f"{r['start']}–{r['end']} of {r['doc_tokens']}",
+                          Text(str(r["meta"].get("genre", ""))), Text(text))  # data, never rich markup
         console.print(table)
 
     @suite.command("train")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from empiricist.cli.foundation import Quiet, Workspace
 
@@ -73,8 +74,8 @@ def _print_docs(store: Any, hits: list[Any], chars: int) -> None:
         meta = d.get("meta") or {}
         score = d.get("occurrences", d.get("score", ""))
         text = store.doc_text(int(index))[:chars].replace("\n", " ")
-        table.add_row(str(i), str(d.get("id", d.get("doc_id"))), f"{score:.3g}" if isinstance(score, float)
-                      else str(score), str(meta.get("genre", "")), text)
+        table.add_row(str(i), Text(str(d.get("id", d.get("doc_id")))), f"{score:.3g}" if isinstance(score, float)
+                      else str(score), Text(str(meta.get("genre", ""))), Text(text))  # data, never rich markup
     console.print(table)
 
 
@@ -137,7 +138,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         probs = dist.probs()
         for tid, c in dist.top(top):
-            table.add_row(repr(idx.decode([tid])), str(tid), f"{c:,}", f"{probs[tid]:.3f}")
+            table.add_row(Text(repr(idx.decode([tid]))), str(tid), f"{c:,}", f"{probs[tid]:.3f}")
         console.print(table)
 
     @app.command("trace")

@@ -158,9 +158,11 @@ def combine_rows(row_scores: np.ndarray, rows: Rows, n_queries: int) -> np.ndarr
     return out
 
 
-def pad_batch(ids: Sequence[np.ndarray], masks: Sequence[np.ndarray], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Right-padded batch: ``input_ids``, ``attention_mask`` and the float ``loss_mask``."""
-    width = max(len(x) for x in ids)
+def pad_batch(ids: Sequence[np.ndarray], masks: Sequence[np.ndarray], pad_id: int = 0,
+              width: int | None = None) -> dict[str, torch.Tensor]:
+    """Right-padded batch: ``input_ids``, ``attention_mask`` and the float ``loss_mask`` (to ``width``
+    columns when given, else to the longest row)."""
+    width = width or max(len(x) for x in ids)
     x = np.full((len(ids), width), pad_id, dtype=np.int64)
     a = np.zeros((len(ids), width), dtype=np.int64)
     m = np.zeros((len(ids), width), dtype=np.float32)

@@ -13,7 +13,7 @@ same parameters (for GPT-NeoX: attention, MLP and the output embedding, not the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,12 @@ def make_projector(grad_dim: int, proj_dim: int, seed: int) -> Any:
 RowFn = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 
 
-def per_example_grads(model: torch.nn.Module, rows: Rows, start: int, end: int, fn: RowFn = summed_nll,
+def per_example_grads(model: torch.nn.Module, rows: Rows, indices: Iterable[int], fn: RowFn = summed_nll,
                       params: list[torch.nn.Parameter] | None = None) -> torch.Tensor:
-    """Flattened gradients of ``fn`` (a per-row scalar) for rows ``start:end``, shape [n, P]."""
+    """Flattened gradients of ``fn`` (a per-row scalar) for the given rows, shape [n, P]."""
     params = params if params is not None else [p for _, p in linear_params(model)]
     out = []
-    for i in range(start, end):
+    for i in (int(j) for j in indices):
         value = fn(model, pad_batch([rows.ids[i]], [rows.masks[i]]))[0]
         grads = torch.autograd.grad(value, params, allow_unused=True)
         out.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
@@ -87,7 +87,7 @@ def projected_features(model: torch.nn.Module, rows: Rows, *, proj_dim: int, see
     with tqdm(total=n, desc=desc, disable=not progress, unit="ex") as bar:
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
-            g = per_example_grads(model, rows, a, b, params=params)
+            g = per_example_grads(model, rows, range(a, b), params=params)
             if scale is not None:
                 g = g / scale
             out[a:b] = proj.project(g, model_id=0).numpy()
@@ -104,7 +104,7 @@ def second_moment(model: torch.nn.Module, rows: Rows, max_rows: int = 512, seed:
     sub = Rows([rows.ids[i] for i in pick], [rows.masks[i] for i in pick], pick, np.ones(len(pick), np.float32))
     total = None
     for a in range(0, len(pick), 64):
-        g = per_example_grads(model, sub, a, min(len(pick), a + 64))
+        g = per_example_grads(model, sub, range(a, min(len(pick), a + 64)))
         s = (g.double() ** 2).sum(0)
         total = s if total is None else total + s
     v = (total / len(pick)).float()

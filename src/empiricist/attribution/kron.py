@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from empiricist.artifacts import config_hash
-from empiricist.attribution.data import Rows, combine_rows, summed_nll
+from empiricist.attribution.data import Rows, combine_rows, pad_batch, summed_nll
 
 
 class _RowDataset(torch.utils.data.Dataset):
@@ -30,14 +30,8 @@ class _RowDataset(torch.utils.data.Dataset):
         return len(self.rows.ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        ids, mask = self.rows.ids[i], self.rows.masks[i]
-        x = torch.zeros(self.width, dtype=torch.long)
-        a = torch.zeros(self.width, dtype=torch.long)
-        m = torch.zeros(self.width, dtype=torch.float32)
-        x[:len(ids)] = torch.from_numpy(ids)
-        a[:len(ids)] = 1
-        m[:len(ids)] = torch.from_numpy(mask)
-        return {"input_ids": x, "attention_mask": a, "loss_mask": m}
+        batch = pad_batch([self.rows.ids[i]], [self.rows.masks[i]], width=self.width)
+        return {k: v[0] for k, v in batch.items()}
 
 
 def _task() -> Any:

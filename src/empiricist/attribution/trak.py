@@ -20,7 +20,7 @@ import torch
 
 from empiricist.artifacts import config_hash
 from empiricist.attribution.data import Rows, combine_rows, pad_batch
-from empiricist.attribution.grads import linear_params, make_projector
+from empiricist.attribution.grads import linear_params, make_projector, per_example_grads
 
 
 def _token_logp(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,14 +68,7 @@ def _classes() -> tuple[Any, Any]:
             self.params = [p for _, p in linear_params(model)]
 
         def compute_per_sample_grad(self, batch: Any) -> torch.Tensor:
-            rows = self.modelout_fn.rows
-            out = []
-            for i in batch[0]:
-                value = self.modelout_fn.get_output(self.model, _batch(rows, i[None]))[0]
-                grads = torch.autograd.grad(value, self.params, allow_unused=True)
-                out.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                                      for g, p in zip(grads, self.params, strict=True)]))
-            return torch.stack(out)
+            return per_example_grads(self.model, self.modelout_fn.rows, batch[0], fn=margin, params=self.params)
 
         def compute_loss_grad(self, batch: Any) -> torch.Tensor:
             return self.modelout_fn.get_out_to_loss_grad(self.model, _batch(self.modelout_fn.rows, batch[0]))

@@ -280,12 +280,11 @@ def _interval(name: str, values: np.ndarray) -> dict[str, float]:
     return {name: float(est.mean), f"{name}_lo": float(est.lo), f"{name}_hi": float(est.hi), f"{name}_n": len(ok)}
 
 
-def _seed_agreement(v: Validation) -> dict[str, float]:
+def _seed_agreement(v: Validation, act: np.ndarray) -> dict[str, float]:
     """How reproducible the ground truth is: per query, the correlation over subsets between two seeds'
     retrained NLLs (the ceiling any attribution's LDS is read against), averaged per query kind."""
     if len(v.cfg.seeds) < 2:
         return {}
-    act = v.lds_actual()
     r = np.array([spearman_lds(-act[:, 0, [q]], act[:, 1, [q]])[0] for q in range(act.shape[2])])
     return {kind: float(np.nanmean(r[v.kind == kind])) for kind in ("fact", "text")}
 
@@ -299,7 +298,8 @@ def validate(world: Any, store: Any, cfg: ValidationConfig, out: str | Path, *, 
     v = Validation(world, store, cfg, Path(out), progress)
     handle = v.base_model()
     base_nll = v._run("full", np.ones(len(v.docs), dtype=bool), cfg.seeds[0])
-    actual = v.lds_actual().mean(1)  # average over seeds
+    per_seed = v.lds_actual()
+    actual = per_seed.mean(1)  # average over seeds
     masks = v.subsets().astype(np.float64)
     relevant = relevant_rows(world, v.docs, v.items)
     random_cf = v.counterfactual("random", None, base_nll)
@@ -320,7 +320,7 @@ def validate(world: Any, store: Any, cfg: ValidationConfig, out: str | Path, *, 
         rows.append({**row, **meta})
     result = {"config": cfg.to_dict(), "n_docs": len(v.docs), "n_fact_queries": len(facts),
               "n_text_queries": int((v.kind == "text").sum()), "random_cf_delta_nll": float(np.mean(random_cf[facts])),
-              "seed_agreement": _seed_agreement(v), "rows": rows,
+              "seed_agreement": _seed_agreement(v, per_seed), "rows": rows,
               "elapsed_s": round(time.perf_counter() - t0, 1), "config_hash": config_hash(cfg.to_dict())}
     atomic_write_json(Path(out) / "results.json", result)
     from empiricist.attribution.plot import plot_validation

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,19 +31,99 @@ os.umask(_UMASK)
 _TRACKED_PACKAGES = ("empiricist", "torch", "transformers", "tokenizers", "numpy", "pyarrow", "safetensors")
 
 
+WORKSPACE_MARKER = ".empiricist-workspace"
+HOME_ENV = "EMPIRICIST_HOME"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a command's artifacts live: one value passed down, never a global that code rewrites.
+
+    ``Workspace.from_env`` (reading ``$EMPIRICIST_HOME``) is called once, at the CLI's edge; library code
+    takes a ``Workspace`` and uses its folders. A workspace marks its root with a small file so that a
+    derived artifact (an index of a store) can find the workspace it belongs to by walking up, without
+    guessing from folder names.
+    """
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path | Workspace | None = None) -> Workspace:
+        """``path`` as a workspace (``./empiricist-work`` when None); an existing value passes through."""
+        if isinstance(path, Workspace):
+            return path
+        return cls(Path(path) if path is not None else Path("empiricist-work"))
+
+    @classmethod
+    def from_env(cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Workspace:
+        """The CLI's workspace: ``--workspace``, else ``$EMPIRICIST_HOME``, else ``./empiricist-work``."""
+        env = os.environ if environ is None else environ
+        return cls.at(path if path is not None else env.get(HOME_ENV) or None)
+
+    @classmethod
+    def containing(cls, artifact: str | Path) -> Workspace | None:
+        """The workspace an artifact folder lives in (the nearest marked ancestor), if any."""
+        for parent in Path(artifact).resolve().parents:
+            if (parent / WORKSPACE_MARKER).is_file():
+                return cls(parent)
+        return None
+
+    def dir(self, name: str) -> Path:
+        """The workspace's folder ``name`` (``worlds``, ``stores``, ``suites``, ``indexes``, …), created."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / WORKSPACE_MARKER
+        if not marker.exists():
+            marker.write_text("empiricist workspace\n")
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def worlds(self) -> Path:
+        return self.dir("worlds")
+
+    @property
+    def tokenizers(self) -> Path:
+        return self.dir("tokenizers")
+
+    @property
+    def stores(self) -> Path:
+        return self.dir("stores")
+
+    @property
+    def suites(self) -> Path:
+        return self.dir("suites")
+
+    @property
+    def indexes(self) -> Path:
+        return self.dir("indexes")
+
+    @property
+    def evals(self) -> Path:
+        return self.dir("evals")
+
+    @property
+    def studies(self) -> Path:
+        return self.dir("studies")
+
+    @property
+    def experiments(self) -> Path:
+        return self.dir("experiments")
+
+    def cache(self, name: str) -> Path:
+        """A cache folder (``attribution-cache``, ``eval-cache``, …): safe to delete, rebuilt on demand."""
+        return self.dir(name)
+
+
 def workspace(path: str | Path | None = None) -> Path:
-    """The workspace root: ``path``, else ``$EMPIRICIST_HOME``, else ``./empiricist-work``."""
-    root = Path(path or os.environ.get("EMPIRICIST_HOME") or "empiricist-work")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    """TRANSITIONAL (issue 11 removes it): the root of ``Workspace.from_env(path)``, created."""
+    ws = Workspace.from_env(path)
+    ws.root.mkdir(parents=True, exist_ok=True)
+    return ws.root
 
 
 def workspace_of(artifact: str | Path) -> Path:
-    """The workspace an artifact lives in (``<ws>/<kind>s/<name>``), else the default workspace.
-
-    Derived artifacts (indexes of a store, say) go beside their input, so ``-w``/``root`` choices carry
-    through without every caller passing the workspace along.
-    """
+    """TRANSITIONAL (issue 11 removes it): the workspace an artifact lives in, by folder names."""
     p = Path(artifact).resolve()
     if p.parent.name in ("stores", "suites", "worlds", "tokenizers", "indexes") and (p.parent.parent).is_dir():
         return p.parent.parent

@@ -14,7 +14,8 @@ import numpy as np
 from empiricist.evals.results import Results
 from empiricist.stats import StatsInputError, mcnemar_exact, monotonic_trend_test, scaling_fit
 from empiricist.studies import decide
-from empiricist.studies.logic import CORROBORATED, FALSIFIED, evaluate, to_text, verdict_name
+from empiricist.studies.logic import CORROBORATED, verdict_name
+from empiricist.studies.protocol import decide_parties
 from empiricist.studies.spec import RANGE, Prediction, Study
 
 N_EXAMPLES = 8
@@ -112,7 +113,6 @@ def analyse(study: Study, results: Results, labels: dict[str, str]) -> dict[str,
         code = int(decide.verdict_codes(np.array(nums["p_hold"]), np.array(nums["p_fail"]), a.alpha))
         controls.append({**_record(c, nums, comp, None), "verdict": verdict_name(code),
                          "passed": code == CORROBORATED})
-    failed = [c["id"] for c in controls if not c["passed"]]
     preds = []
     for party in study.parties:
         for p in party.predictions:
@@ -122,25 +122,7 @@ def analyse(study: Study, results: Results, labels: dict[str, str]) -> dict[str,
                                                      np.array([p["p_fail"] for p in preds]), a.alpha, a.correction)
     for p, code, h, f in zip(preds, codes, adj_hold, adj_fail, strict=True):
         p.update(p_hold_adj=float(h), p_fail_adj=float(f), verdict=verdict_name(code), code=int(code))
-    parties = []
-    for party in study.parties:
-        mine = {p["id"]: p["code"] for p in preds if p["party"] == party.name}
-        code = int(evaluate(party.combine, mine))
-        parties.append({"name": party.name, "position": party.position, "combine": to_text(party.combine),
-                        "verdict": verdict_name(code), "counted": not failed,
-                        "final": verdict_name(code) if not failed else "inconclusive"})
-    summary = f"inconclusive (failed control: {', '.join(failed)})" if failed else \
-        ", ".join(f"{p['name']} {p['final']}" for p in parties)
-    if failed:
-        outcome = (f"INCONCLUSIVE: control(s) {', '.join(failed)} did not come out as required, so no "
-                   "prediction counts (the verdicts below are shown for the record only)")
-    else:
-        outcome = "; ".join(f"{p['name']}: {p['final']}" for p in parties)
-    return {"controls": controls, "controls_passed": not failed, "summary": summary, "failed_controls": failed, "predictions": preds,
-            "parties": parties, "outcome": outcome, "notes": notes,
-            "decisive": not failed and all(p["final"] != "inconclusive" for p in parties),
-            "falsified": [p["name"] for p in parties if p["final"] == verdict_name(FALSIFIED)],
-            "examples": examples(study, results, labels)}
+    return {**decide_parties(study, controls, preds), "notes": notes, "examples": examples(study, results, labels)}
 
 
 def examples(study: Study, results: Results, labels: dict[str, str], limit: int = N_EXAMPLES) -> list[dict[str, Any]]:

@@ -1,45 +1,51 @@
-"""Studies whose data come from a registered experiment (a training grid), not from evals.
+"""Experiment studies: the data come from a registered experiment (a training grid), not from evals.
 
-Why a second spec kind: an eval study's predictions are contrasts of per-item model scores, decided by
-``decide``; an experiment like the probe-evasion grid (``empiricist.internals.stego``) already carries
-its own pre-registered rule (paired with λ = 0 twins, intervals over seeds) and produces runs, not
-items. So the spec names the experiment (``[experiment] kind``), its grid and config overrides, and
-which of the rule's tests each party predicts in which cell; parties combine them with the same
-and/or/not logic, and the lock, sign-offs, amendments, results folder and ledger are the eval studies'
-own. What the lock pins in place of data artifacts is the experiment itself: the full config, its hash,
-the rule's text and a hash of the rule's source, so a changed default or a changed rule is named.
+Why a second kind: an eval study's predictions are contrasts of per-item model scores, decided by
+``decide``; an experiment (the probe-evasion grid, ``empiricist.experiments.probe_evasion``) carries its
+own pre-registered rule and produces runs, not items. So the spec names the experiment (``[experiment]
+kind``), its grid and config overrides, and which of the rule's tests each party predicts in which cell;
+parties combine them with the same and/or/not logic, and the lock, sign-offs, amendments, results folder
+and ledger are every study's. What the lock pins in place of data artifacts is the experiment itself:
+the full config, its hash, the rule's text and a sha256 of the rule's source, so a changed default or a
+changed rule is named.
 
-An experiment registers an adapter in ``EXPERIMENTS`` (here: ``stego``); ``internals`` never imports
-this package.
+An experiment is a subclass of ``Experiment`` registered with ``@experiment`` from its own package
+(docs/design.md, "Experiments: the plug-in interface"); this package never imports one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import itertools
 import json
 import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from empiricist.artifacts import (
-    atomic_write_json,
-    building,
-    check_replaceable,
-    config_hash,
-    is_complete,
-    read_manifest,
-    sha256_bytes,
-    verify,
-    write_manifest,
-)
+from empiricist.artifacts import config_hash, sha256_bytes
 from empiricist.errors import ArtifactError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies import logic
-from empiricist.studies.fields import Fields, read_toml
-from empiricist.studies.spec import HasParties
+from empiricist.studies.experiment_report import render_experiment_report
+from empiricist.studies.fields import Fields
+from empiricist.studies.protocol import (
+    Outcome,
+    RunOptions,
+    StudyBase,
+    StudyKind,
+    decide_parties,
+    parse_controls,
+    parse_parties,
+    study_kind,
+    unused_predictions,
+)
+
+if TYPE_CHECKING:
+    from empiricist.artifacts import Workspace
 
 
 @dataclass
@@ -53,87 +59,117 @@ class GridRun:
     identity_hash: str
 
 
-class StegoExperiment:
-    """The probe-evasion grid as a study's data source: cells are (variant, λ > 0)."""
+@dataclass
+class Plan:
+    """What ``study check`` says of a grid without running it: its size in words, and its own flags."""
 
-    name = "stego"
-    figures = ("phase.png", "curves.png", "layers.png")
-    copied = ("summary.md", "runs.csv", "cells.csv", "results.json")  # results.json: the rows, for re-deciding
+    n_runs: int
+    text: str
+    flags: list[str] = field(default_factory=list)
 
-    def config(self, grid: str, overrides: dict[str, Any]) -> Any:
-        from empiricist.internals.stego import get_grid
 
-        base = get_grid(grid)
-        known = {f.name for f in dataclasses.fields(base)}
-        for key in overrides:
-            if key not in known:
-                raise InputError(f"unknown config key {key!r}; the grid's keys: {', '.join(sorted(known))}",
-                                 field=f"experiment.config.{key}")
-        return base.replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+class Experiment(ABC):
+    """A training grid whose runs a study decides by the experiment's own locked rule.
 
+    ``rule``: the module whose docstring states the rule and whose source is hashed into the lock.
+    ``tests`` / ``control_tests``: what a prediction (in a cell) or a control may name. ``parts``: for a
+    combined test, the tests whose numbers the report shows. ``formerly``: module renames (new -> old)
+    since locks were written, which ``study migrate-lock`` may verify and rewrite.
+    """
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    rule: ClassVar[ModuleType]
+    grid_kind: ClassVar[str]
+    tests: ClassVar[dict[str, str]]
+    control_tests: ClassVar[dict[str, str]]
+    parts: ClassVar[dict[str, tuple[str, ...]]] = {}
+    control_cell: ClassVar[str] = ""
+    files: ClassVar[tuple[str, ...]] = ()  # copied from the grid folder into the results' grid/
+    formerly: ClassVar[dict[str, str]] = {}
+
+    @abstractmethod
     def grids(self) -> tuple[str, ...]:
-        from empiricist.internals.stego import GRIDS
+        """The named grids a spec may choose."""
 
-        return tuple(GRIDS)
+    @abstractmethod
+    def config(self, grid: str, overrides: dict[str, Any]) -> Any:
+        """The grid's config with the spec's overrides (an InputError names a bad key)."""
 
-    def tests(self) -> tuple[dict[str, str], dict[str, str]]:
-        from empiricist.internals.stego.predictions import CELL_TESTS, CONTROL_TESTS
+    @abstractmethod
+    def cell(self, f: Fields, cfg: Any) -> dict[str, Any]:
+        """Read a prediction's cell (its coordinates in the grid) from its table."""
 
-        return CELL_TESTS, CONTROL_TESTS
+    @abstractmethod
+    def describe_cell(self, cell: Mapping[str, Any]) -> str: ...
 
-    def cells(self, cfg: Any) -> list[tuple[str, float]]:
-        return [(v, float(lam)) for v in cfg.variants for lam in cfg.lambdas if lam > 0]
+    @abstractmethod
+    def study_spec(self, cfg: Any) -> dict[str, Any]:
+        """What the lock pins besides the rule's source: at least ``config``, ``config_hash``, ``decision_rule``."""
 
-    def identity(self, cfg: Any) -> dict[str, Any]:
-        """What the lock pins: the experiment's study spec (config, hash, rule text) and the rule's source."""
-        from empiricist.internals.stego import predictions
+    @abstractmethod
+    def plan(self, cfg: Any) -> Plan: ...
 
-        source = inspect.getsource(predictions).encode("utf-8")
-        return json.loads(json.dumps({"kind": "stego_grid", **predictions.study_spec(cfg),
-                                      "rule_source_sha256": sha256_bytes(source)}))
+    @abstractmethod
+    def run(self, cfg: Any, workspace: Workspace | None, progress: bool) -> GridRun:
+        """Train the grid (or reuse an intact one with the same config) and return its runs."""
 
-    def run(self, cfg: Any, root: str | Path | None, progress: bool) -> GridRun:
-        """Reuse the workspace's grid with this config hash when it is intact, else train it there."""
-        from empiricist.internals.stego import StegoConfig, run_stego_grid
-        from empiricist.internals.stego.run import default_out
-
-        folder = default_out(cfg, root)
-        if is_complete(folder):
-            manifest = read_manifest(folder, kind="stego_grid")
-            if StegoConfig.from_dict(manifest["config"]) != cfg:
-                raise ArtifactError(f"{folder}: holds a different config than its name says")
-            bad = verify(folder)
-            if bad:
-                raise locking.LockMismatch(f"the cached grid {folder} no longer matches its own manifest", bad)
-            res = json.loads((folder / "results.json").read_text())
-            return GridRun(folder, res["rows"], True, float(res["runtime_s"]), _identity_hash(folder))
-        res = run_stego_grid(cfg, folder, progress, root=root, command="empiricist study run")
-        return GridRun(folder, res.rows, False, res.runtime_s, _identity_hash(folder))
-
+    @abstractmethod
     def decide(self, rows: list[dict[str, Any]], cfg: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        from empiricist.internals.stego import control_checks, evaluate_predictions
+        """(cells, controls): per cell its coordinates, ``verdicts`` (test -> verdict) and ``tests`` (test ->
+        numbers); per control test its numbers and ``verdict``."""
 
-        return evaluate_predictions(rows, cfg), control_checks(rows, cfg)
+    @abstractmethod
+    def report_section(self, results: dict[str, Any], grid: Path) -> str:
+        """The experiment's own part of the report page (HTML, every string escaped)."""
+
+    def numbers(self, cell: dict[str, Any], test: str) -> dict[str, Any]:
+        """The numbers a prediction record carries: the parts its test is made of."""
+        return {"parts": [cell["tests"][t] for t in self.parts.get(test, (test,)) if t in cell["tests"]]}
 
 
-def _identity_hash(folder: Path) -> str:
-    from empiricist.studies.inputs import identity
-
-    return config_hash(identity(folder))
+EXPERIMENTS: dict[str, Experiment] = {}
+E = TypeVar("E", bound=type[Experiment])
 
 
-EXPERIMENTS: dict[str, StegoExperiment] = {"stego": StegoExperiment()}
+def experiment(cls: E) -> E:
+    """Register an experiment under its name and aliases (a class decorator)."""
+    inst = cls()
+    for name in (cls.name, *cls.aliases):
+        EXPERIMENTS[name] = inst
+    return cls
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise InputError(f"unknown experiment {name!r}; registered: {', '.join(sorted(EXPERIMENTS)) or 'none'} "
+                         "(an experiment registers when its package is imported, e.g. "
+                         "import empiricist.experiments.probe_evasion; the CLI imports the shipped ones)",
+                         field="experiment.kind")
+    return EXPERIMENTS[name]
+
+
+def identity(exp: Experiment, cfg: Any, renames: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What the lock pins of an experiment: its study spec and a sha256 of the rule's source.
+
+    With ``renames`` (new module name -> old), the identity the same code had before those modules moved.
+    """
+    source, spec = inspect.getsource(exp.rule), exp.study_spec(cfg)
+    for new, old in (renames or {}).items():
+        source = source.replace(new, old)
+        spec = json.loads(json.dumps(spec, ensure_ascii=False).replace(new, old))
+    return json.loads(json.dumps({"kind": exp.grid_kind, **spec,
+                                  "rule_source_sha256": sha256_bytes(source.encode("utf-8"))}))
 
 
 # ---------------------------------------------------------------- the spec
 @dataclass(frozen=True)
 class Check:
-    """One prediction or control: a test of the experiment's rule, in a cell (predictions) or not (controls)."""
+    """One prediction (a test of the rule in a cell) or control (a control test, no cell)."""
 
     id: str
     test: str
-    variant: str | None = None
-    lam: float | None = None
+    cell: dict[str, Any] | None = None
     description: str = ""
     kind: str = ""
     where: str = ""
@@ -147,254 +183,153 @@ class ExperimentParty:
     combine: logic.Tree
 
 
-@dataclass(frozen=True)
-class ExperimentStudy(HasParties):
-    """An ``[experiment]`` spec, with the header fields the ledger and the lock read from any study."""
+@dataclass(frozen=True, kw_only=True)
+class ExperimentStudy(StudyBase[ExperimentParty, Check]):
+    """An ``[experiment]`` spec: which experiment, which grid, which overrides, and the parsed config."""
 
-    id: str
-    title: str
-    question: str
-    claim: str
+    kind: ClassVar[str] = "experiment"
     experiment: str
     grid: str
     overrides: dict[str, Any]
     config: Any
-    parties: tuple[ExperimentParty, ...]
-    controls: tuple[Check, ...]
-    claim_text: str = ""
-    hypotheses: dict[str, str] = field(default_factory=dict)
-    replicates: tuple[str, ...] = ()
-    challenges: tuple[str, ...] = ()
-    authors: tuple[str, ...] = ()
-    path: Path | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
 
     @property
-    def adapter(self) -> StegoExperiment:
-        return EXPERIMENTS[self.experiment]
+    def adapter(self) -> Experiment:
+        return get_experiment(self.experiment)
 
 
-def parse_experiment_spec(data: dict[str, Any], path: Path | None = None) -> ExperimentStudy:
-    """Validate an ``[experiment]`` spec; the first problem raises an InputError naming its field."""
-    top = Fields(data, "", path)
-    head = Fields(top.table("study"), "study", path)
-    ex = Fields(top.table("experiment"), "experiment", path)
-    kind = ex.choice("kind", tuple(EXPERIMENTS))
-    adapter = EXPERIMENTS[kind]
-    grid = ex.get("grid", str)
-    overrides = ex.table("config", {})
-    try:
-        cfg = adapter.config(grid, overrides)
-    except InputError as e:
-        where = e.field if (e.field or "").startswith("experiment.") else \
-            "experiment.grid" if grid not in adapter.grids() else "experiment.config"
-        raise InputError(str(e).split(": ", 1)[-1], path=path, field=where) from None
-    ex.done()
-    cell_tests, control_tests = adapter.tests()
-    cells = adapter.cells(cfg)
-    raw_parties = top.get("parties", list, what="a list of [[parties]] tables")
-    if not raw_parties:
-        top.fail("a study needs at least one party (two or more make an adversarial collaboration)", "parties")
-    parties = []
-    for i, p in enumerate(raw_parties):
-        name = Fields(p, f"parties[{i}]", path).ident("name")
-        if name in [q.name for q in parties]:
-            top.fail(f"two parties are called {name!r}", f"parties[{i}].name")
-        f = Fields(p, f"parties.{name}", path)
-        f.used.add("name")
-        raw = f.get("predictions", list, what="a list of [[parties.predictions]] tables")
-        if not raw:
-            f.fail("a party needs at least one prediction", "predictions")
-        preds = tuple(_check(q, f"parties.{name}.predictions[{j}]", cell_tests, cells, path) for j, q in enumerate(raw))
-        ids = [q.id for q in preds]
-        for j, pid in enumerate(ids):
-            if pid in ids[:j]:
-                f.fail(f"duplicate prediction id {pid!r}", f"predictions[{j}].id")
-        tree = logic.parse_expression(f.get("combine", str, " and ".join(ids)), ids, f.name("combine"))
-        parties.append(ExperimentParty(name, f.text("position", ""), preds, tree))
-        f.done()
-    controls = tuple(_check(c, f"controls[{i}]", control_tests, None, path)
-                     for i, c in enumerate(top.get("controls", list, [], "a list of [[controls]] tables")))
-    for kind_needed in ("positive", "negative"):
-        if kind_needed not in {c.kind for c in controls}:
-            top.fail(f"no {kind_needed} control: a study needs a check that must come out a known way for its "
-                     "verdicts to count", "controls")
-    hypotheses = top.table("hypotheses", {})
-    study = ExperimentStudy(
-        id=head.ident("id"), title=head.text("title", ""), question=head.text("question"), claim=head.ident("claim"),
-        claim_text=head.text("claim_text", ""), replicates=head.strings("replicates", ()),
-        challenges=head.strings("challenges", ()), authors=head.strings("authors", ()), experiment=kind, grid=grid,
-        overrides=dict(overrides), config=cfg, parties=tuple(parties), controls=controls,
-        hypotheses={k: str(v) for k, v in hypotheses.items()}, path=path, raw=data,
-        warnings=tuple(f"parties.{p.name}: prediction {q.id!r} is not used in combine" for p in parties
-                       for q in p.predictions if q.id not in logic.refs(p.combine)))
-    head.done()
-    top.done()
-    return study
-
-
-def _check(data: Any, where: str, tests: dict[str, str], cells: list[tuple[str, float]] | None,
-           path: Path | None) -> Check:
+def _check(data: Any, where: str, exp: Experiment, cfg: Any, path: Path | None, control: bool) -> Check:
     f = Fields(data, where, path)
+    tests = exp.control_tests if control else exp.tests
     test = f.get("test", str)
     if test not in tests:
-        f.fail(f"unknown test {test!r}; this experiment's {'cell' if cells is not None else 'control'} tests: "
+        f.fail(f"unknown test {test!r}; this experiment's {'control' if control else 'cell'} tests: "
                f"{', '.join(tests)}", "test")
-    variant = lam = None
-    kind = ""
-    if cells is not None:
-        variant = f.choice("variant", tuple(dict.fromkeys(v for v, _ in cells)))
-        lam = float(f.number("lam", lo=0.0))
-        if (variant, lam) not in cells:
-            f.fail(f"λ = {lam:g} is not a penalised λ of the grid ({sorted({x for _, x in cells})})", "lam")
-    else:
-        kind = f.choice("kind", ("positive", "negative"))
-    out = Check(id=f.ident("id"), test=test, variant=variant, lam=lam, kind=kind, where=where,
+    cell = None if control else exp.cell(f, cfg)
+    kind = f.choice("kind", ("positive", "negative")) if control else ""
+    out = Check(id=f.ident("id"), test=test, cell=cell, kind=kind, where=where,
                 description=f.get("description", str, "") or tests[test])
     f.done()
     return out
 
 
-# ---------------------------------------------------------------- lock, check, run
-def experiment_artifacts(study: ExperimentStudy) -> dict[str, dict[str, Any]]:
-    """The lock's pinned "artifact" of an experiment study: the experiment's config and rule."""
-    ident = study.adapter.identity(study.config)
-    return {f"experiment:{study.experiment}": {
-        "what": f"{study.experiment} grid {study.config.name} (config {ident.get('config_hash')}) and its rule",
-        "path": f"empiricist.internals.{study.experiment}", "identity": ident}}
-
-
-def experiment_check(study: ExperimentStudy) -> dict[str, Any]:
-    """What ``study check`` can say without running the grid: its size, and whether every party is at risk.
-
-    Every combination of its tests' verdicts is tried (a logic-level check; the grid is too costly to
-    simulate): a party no combination falsifies is NOT AT RISK, one no combination corroborates CANNOT WIN.
-    """
-    cfg = study.config
-    n_runs = len(cfg.train_fracs) * cfg.seeds * (1 + len(study.adapter.cells(cfg)))
-    flags = []
-    for p in study.parties:
-        ids = sorted(logic.refs(p.combine))
-        outcomes = {int(logic.evaluate(p.combine, dict(zip(ids, combo, strict=True))))
-                    for combo in itertools.product((-1, 0, 1), repeat=len(ids))}
-        if logic.FALSIFIED not in outcomes:
-            flags.append(f"NOT AT RISK: party {p.name}: no outcome of its tests falsifies it")
-        if logic.CORROBORATED not in outcomes:
-            flags.append(f"CANNOT WIN: party {p.name}: no outcome of its tests corroborates it")
-    if cfg.seeds < 3:
-        flags.append(f"UNDERPOWERED: {cfg.seeds} seeds leave a t-interval with {cfg.seeds - 1} degree(s) of freedom")
-    return {"n_runs": n_runs, "steps": cfg.steps, "seeds": cfg.seeds, "config_hash": config_hash(cfg.to_dict()),
-            "flags": flags}
-
-
-def prepare_experiment(spec: str | Path, enforce_lock: bool = True
-                       ) -> tuple[ExperimentStudy, dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
-    """Read and check everything before the grid runs: spec vs lock, the experiment's config and rule vs lock."""
-    spec = Path(spec)
-    doc = read_toml(spec)
-    lock = locking.read_lock(spec)
-    if lock is not None:
-        locking.check_spec(doc, lock, spec)  # before validation: an edit is named even if it broke the spec
-    study = parse_experiment_spec(doc, spec)
-    artifacts = experiment_artifacts(study)
-    if lock is not None and enforce_lock:
-        locking.check_artifacts(lock, artifacts)
-    return study, doc, lock, artifacts
-
-
-def run_experiment_study(spec: str | Path, *, out: str | Path | None = None, root: str | Path | None = None,
-                         progress: bool = False, enforce_lock: bool = True) -> Any:
-    """Check spec and experiment against the lock, run (or reuse) the grid, decide, write results and report."""
-    from empiricist.studies.experiment_report import write_experiment_report
-    from empiricist.studies.run import KIND, StudyRun, results_dir
-
-    spec = Path(spec)
-    study, doc, lock, artifacts = prepare_experiment(spec, enforce_lock)
-    amendments = locking.read_amendments(spec)
-    folder = Path(out) if out else results_dir(spec)
-    check_replaceable(folder, KIND)
-    grid = study.adapter.run(study.config, root, progress)
-    cells, controls = study.adapter.decide(grid.rows, study.config)
-    result = results_document(study, doc, cells, controls, grid, lock=lock, amendments=amendments,
-                              artifacts=artifacts)
-    with building(folder, overwrite=True) as tmp:
-        (tmp / "grid").mkdir()
-        for name in study.adapter.figures + study.adapter.copied:
-            if (grid.path / name).is_file():
-                shutil.copy2(grid.path / name, tmp / "grid" / name)
-        atomic_write_json(tmp / "results.json", result)
-        write_experiment_report(result, tmp / "report.html", tmp / "grid")
-        write_manifest(tmp, kind=KIND, config={"study": study.id, "spec_sha256": result["spec_sha256"],
-                                               "max_items": None},
-                       inputs={"grid": grid.identity_hash,
-                               **{k: config_hash(v["identity"]) for k, v in artifacts.items()}})
-    return StudyRun(result, folder, folder / "report.html")
+@dataclass
+class Pinned:
+    artifacts: dict[str, dict[str, Any]]
 
 
 def decide_study(study: ExperimentStudy, cells: list[dict[str, Any]], controls: dict[str, dict[str, Any]]
                  ) -> dict[str, Any]:
     """Controls first (each must be corroborated), then every prediction and each party's combination."""
-    by_cell = {(c["variant"], float(c["lam"])): c for c in cells}
-    ctrl = [{"id": c.id, "kind": c.kind, "test": c.test, "description": c.description,
+    exp = study.adapter
+    codes = {v: k for k, v in logic.VERDICTS.items()}
+    ctrl = [{"id": c.id, "kind": c.kind, "test": c.test, "description": c.description, "cell": exp.control_cell,
              "verdict": controls[c.test]["verdict"], "parts": [controls[c.test]],
              "passed": controls[c.test]["verdict"] == "corroborated"} for c in study.controls]
-    failed = [c["id"] for c in ctrl if not c["passed"]]
-    preds, parties = [], []
+    preds = []
     for party in study.parties:
-        codes = {}
         for q in party.predictions:
-            cell = by_cell.get((q.variant, q.lam))
+            where = q.cell or {}
+            cell = next((c for c in cells if all(c.get(k) == v for k, v in where.items())), None)
             if cell is None:
-                raise ArtifactError(f"the grid has no runs for {q.variant}, λ = {q.lam:g} ({q.where})")
+                raise ArtifactError(f"the grid has no runs for {exp.describe_cell(where)} ({q.where})")
             verdict = cell["verdicts"][q.test]
-            parts = [cell["tests"][t] for t in _parts(q.test) if t in cell["tests"]]
-            codes[q.id] = {v: k for k, v in logic.VERDICTS.items()}[verdict]
-            preds.append({"party": party.name, "id": q.id, "test": q.test, "variant": q.variant, "lam": q.lam,
-                          "description": q.description, "verdict": verdict, "code": codes[q.id], "parts": parts,
-                          "n_runs": cell["n_runs"], "chance": cell["chance"]})
-        code = int(logic.evaluate(party.combine, codes))
-        parties.append({"name": party.name, "position": party.position, "combine": logic.to_text(party.combine),
-                        "verdict": logic.verdict_name(code), "counted": not failed,
-                        "final": logic.verdict_name(code) if not failed else "inconclusive"})
-    if failed:
-        outcome = (f"INCONCLUSIVE: control(s) {', '.join(failed)} did not come out as required, so no "
-                   "prediction counts (the verdicts below are shown for the record only)")
-        summary = f"inconclusive (failed control: {', '.join(failed)})"
-    else:
-        outcome = "; ".join(f"{p['name']}: {p['final']}" for p in parties)
-        summary = ", ".join(f"{p['name']} {p['final']}" for p in parties)
-    return {"controls": ctrl, "controls_passed": not failed, "failed_controls": failed, "predictions": preds,
-            "parties": parties, "outcome": outcome, "summary": summary, "notes": [],
-            "decisive": not failed and all(p["final"] != "inconclusive" for p in parties),
-            "falsified": [p["name"] for p in parties if p["final"] == "falsified"]}
+            preds.append({"party": party.name, "id": q.id, "test": q.test, **where, "cell": exp.describe_cell(where),
+                          "description": q.description, "verdict": verdict, "code": codes[verdict],
+                          **exp.numbers(cell, q.test)})
+    return {**decide_parties(study, ctrl, preds), "notes": []}
 
 
-def _parts(test: str) -> tuple[str, ...]:
-    return {"cost": ("slower", "worse"), "P1": ("evades", "slower", "worse")}.get(test, (test,))
+@study_kind
+class ExperimentKind(StudyKind):
+    name = "experiment"
+    marker = "experiment"
+    transcripts = "grid"
+
+    def parse(self, top: Fields, header: dict[str, Any], path: Path | None) -> ExperimentStudy:
+        ex = Fields(top.table("experiment"), "experiment", path)
+        name = ex.get("kind", str)
+        if name not in EXPERIMENTS:
+            ex.fail(f"unknown kind {name!r}; registered experiments: {', '.join(sorted(EXPERIMENTS)) or 'none'}",
+                    "kind")
+        exp = EXPERIMENTS[name]
+        grid = ex.get("grid", str)
+        overrides = ex.table("config", {})
+        try:
+            cfg = exp.config(grid, overrides)
+        except InputError as e:
+            where = e.field if (e.field or "").startswith("experiment.") else \
+                "experiment.grid" if grid not in exp.grids() else "experiment.config"
+            raise InputError(str(e).split(": ", 1)[-1], path=path, field=where) from None
+        ex.done()
+        parties = parse_parties(top, path, lambda d, w: _check(d, w, exp, cfg, path, control=False),
+                                lambda f, n, pos, preds, tree: ExperimentParty(n, pos, preds, tree))
+        controls = parse_controls(top, lambda d, w: _check(d, w, exp, cfg, path, control=True), lambda c: c.kind)
+        return ExperimentStudy(**header, experiment=name, grid=grid, overrides=dict(overrides), config=cfg,
+                               parties=parties, controls=controls, warnings=unused_predictions(parties))
+
+    def resolve(self, study: ExperimentStudy, workspace: Workspace | None, prepare: bool = False,
+                progress: bool = False) -> Pinned:
+        """The lock's pinned "artifact" of an experiment study: the experiment's config and rule."""
+        exp = study.adapter
+        ident = identity(exp, study.config)
+        return Pinned({f"experiment:{study.experiment}": {
+            "what": f"{study.experiment} grid {study.grid} (config {ident.get('config_hash')}) and its rule",
+            "path": exp.rule.__name__.rpartition(".")[0], "identity": ident}})
+
+    def check(self, study: ExperimentStudy, n_sims: int | None = None) -> dict[str, Any]:
+        """The grid's size, and whether every party is at risk: every combination of its tests' verdicts is
+        tried (a logic-level check; the grid is too costly to simulate): a party no combination falsifies
+        is NOT AT RISK, one no combination corroborates CANNOT WIN."""
+        plan = study.adapter.plan(study.config)
+        flags = []
+        for p in study.parties:
+            ids = sorted(logic.refs(p.combine))
+            outcomes = {int(logic.evaluate(p.combine, dict(zip(ids, combo, strict=True))))
+                        for combo in itertools.product((-1, 0, 1), repeat=len(ids))}
+            if logic.FALSIFIED not in outcomes:
+                flags.append(f"NOT AT RISK: party {p.name}: no outcome of its tests falsifies it")
+            if logic.CORROBORATED not in outcomes:
+                flags.append(f"CANNOT WIN: party {p.name}: no outcome of its tests corroborates it")
+        spec = study.adapter.study_spec(study.config)
+        return {"kind": self.name, "n_runs": plan.n_runs, "plan": plan.text, "config_hash": spec["config_hash"],
+                "flags": flags + plan.flags}
+
+    def run(self, study: ExperimentStudy, resolved: Pinned, into: Path, options: RunOptions) -> Outcome:
+        """Run (or reuse) the grid, decide, and keep the grid's figures and rows beside the results."""
+        if options.max_items is not None:
+            raise InputError("--max-items applies to eval studies; an experiment study runs its grid",
+                             field="max_items")
+        exp, cfg = study.adapter, study.config
+        grid = exp.run(cfg, options.workspace, options.progress)
+        cells, controls = exp.decide(grid.rows, cfg)
+        (into / "grid").mkdir()
+        for name in exp.files:
+            if (grid.path / name).is_file():
+                shutil.copy2(grid.path / name, into / "grid" / name)
+        spec = exp.study_spec(cfg)
+        body = {"experiment": study.experiment, "grid_name": study.grid, "config": spec["config"],
+                "config_hash": spec["config_hash"],
+                "grid": {"path": str(grid.path), "reused": grid.reused, "runtime_s": grid.runtime_s,
+                         "identity_hash": grid.identity_hash, "n_runs": len(grid.rows)},
+                "decision_rule": spec.get("decision_rule", ""), "cells": cells, "control_checks": controls}
+        return Outcome(body, decide_study(study, cells, controls), inputs={"grid": grid.identity_hash})
+
+    def redecide(self, study: ExperimentStudy, bundle: Path, original: dict[str, Any]) -> dict[str, Any]:
+        rows = json.loads((bundle / "transcripts" / "results.json").read_text())["rows"]
+        return decide_study(study, *study.adapter.decide(rows, study.config))
+
+    def render(self, results: dict[str, Any], folder: Path) -> str:
+        return render_experiment_report(results, get_experiment(results["experiment"]).report_section(
+            results, folder / "grid"))
+
+    def extra_artifacts(self, results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The grid, for a bundle's manifests: its manifest travels with the runs."""
+        g = results["grid"]
+        return {"grid": {"what": f"{results['experiment']} grid", "identity_hash": g["identity_hash"],
+                         "path": g["path"]}}
 
 
-def results_document(study: ExperimentStudy, doc: dict[str, Any], cells: list[dict[str, Any]],
-                     controls: dict[str, dict[str, Any]], grid: GridRun, *, lock: dict[str, Any] | None = None,
-                     amendments: list[dict[str, Any]] | None = None,
-                     artifacts: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything ``results.json`` and the report hold, with the keys the ledger reads from any study."""
-    from empiricist.studies.run import _lock_summary, environment
-
-    cfg = study.config
-    return {
-        "kind": "experiment", "experiment": study.experiment, "grid_name": study.grid,
-        "study": study.id, "title": study.title, "question": study.question, "claim": study.claim,
-        "claim_text": study.claim_text, "replicates": list(study.replicates), "challenges": list(study.challenges),
-        "hypotheses": study.hypotheses, "status": locking.lock_status(lock),
-        "spec_file": study.path.name if study.path else None, "spec_sha256": locking.spec_sha256(doc), "spec": doc,
-        "lock": _lock_summary(lock), "amendments": amendments or [], "deviations": [],
-        "warnings": list(study.warnings), "config": cfg.to_dict(), "config_hash": config_hash(cfg.to_dict()),
-        "grid": {"path": str(grid.path), "reused": grid.reused, "runtime_s": grid.runtime_s,
-                 "identity_hash": grid.identity_hash, "n_runs": len(grid.rows)},
-        "artifacts": {k: {"what": v["what"], "path": v["path"], "identity_hash": config_hash(v["identity"])}
-                      for k, v in (artifacts or {}).items()},
-        "decision_rule": study.adapter.identity(cfg).get("decision_rule", ""),
-        "cells": cells, "control_checks": controls, "environment": environment(), "code": locking.code_version(),
-        "created": locking.now(), **decide_study(study, cells, controls),
-    }
+def grid_identity_hash(folder: Path) -> str:
+    """The identity hash of a grid artifact (what its manifest says it holds)."""
+    return config_hash(locking.identity(folder))

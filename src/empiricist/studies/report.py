@@ -30,7 +30,30 @@ def study_head(r: dict[str, Any], title: str) -> str:
 {escape(r['claim_text'])}</p>"""
 
 
-def _verdict(v: str) -> str:
+def status_html(r: dict[str, Any], extra: str = "") -> str:
+    """The status box: lock status, spec hash, ``extra`` (already-escaped HTML), sign-offs and relations."""
+    lock = r.get("lock") or {}
+    signoffs = ", ".join(f"{s['party']} ({s['signer']}, {s['time']})" for s in lock.get("signoffs", [])) or "none"
+    return (f'<div class="status" id="status"><b>Status:</b> {escape(r["status"])} · spec sha256 '
+            f'<code>{escape(r["spec_sha256"][:16])}</code>{" · " + extra if extra else ""} · sign-offs: '
+            f'{escape(signoffs)} · replicates: {escape(", ".join(r["replicates"]) or "–")} · challenges: '
+            f'{escape(", ".join(r["challenges"]) or "–")}</div>')
+
+
+def notes_html(r: dict[str, Any]) -> str:
+    notes = r["deviations"] + r["notes"] + r["warnings"]
+    return ("<h2 id=\"deviations\">Deviations and notes</h2>"
+            + (html_table(["note"], [[n] for n in notes]) if notes else "<p>None.</p>"))
+
+
+def footer_html(r: dict[str, Any]) -> str:
+    env = r["environment"]
+    return (f'<p class="note">empiricist {escape(str(r["code"].get("empiricist")))} · git '
+            f'{escape(str(r["code"].get("git_commit")))} · Python {escape(env["python"].split()[0])} · '
+            f'{escape(env["platform"])} · {escape(r["created"])}</p>')
+
+
+def verdict_html(v: str) -> str:
     return f'<span class="verdict-{escape(v)}">{escape(v)}</span>'
 
 
@@ -90,10 +113,10 @@ def _party_section(party: dict[str, Any], preds: list[dict[str, Any]], expected:
         ' <span class="note">(not counted: a control failed; the study is inconclusive)</span>'
     world = "; ".join(f"{t}: " + ", ".join(f"{m} {v:.2f}" for m, v in ms.items()) for t, ms in expected.items())
     return (f'<h2 id="party-{escape(party["name"])}">Party {escape(party["name"])}: '
-            f'{_verdict(party["final"])}{counted}</h2>'
+            f'{verdict_html(party["final"])}{counted}</h2>'
             f"<blockquote>{escape(party['position'] or '(no position stated)')}</blockquote>"
             f"<p>Predicted: <code>{escape(party['combine'])}</code> (and/or/not over the predictions below; "
-            f"as computed: {_verdict(party['verdict'])}). Expected scores: {escape(world or 'not stated')}.</p>"
+            f"as computed: {verdict_html(party['verdict'])}). Expected scores: {escape(world or 'not stated')}.</p>"
             + _prediction_rows(mine, adjusted=True) + _details(mine))
 
 
@@ -109,7 +132,7 @@ def _examples(examples: list[dict[str, Any]]) -> str:
             + html_table(["task", "item", "prompt", "gold", "outputs (score)"], rows))
 
 
-def _amendments(amendments: list[dict[str, Any]]) -> str:
+def amendments_html(amendments: list[dict[str, Any]]) -> str:
     if not amendments:
         return "<h2 id=\"amendments\">Amendments</h2><p>None: the study ran as locked.</p>"
     return ("<h2 id=\"amendments\">Amendments (deviations from the plan, in full)</h2>"
@@ -118,28 +141,22 @@ def _amendments(amendments: list[dict[str, Any]]) -> str:
 
 
 def render_study_report(r: dict[str, Any]) -> str:
-    lock = r.get("lock") or {}
-    signoffs = ", ".join(f"{s['party']} ({s['signer']}, {s['time']})" for s in lock.get("signoffs", [])) or "none"
     banner = f'<div class="banner">{escape(r["outcome"])}</div>' if not r["controls_passed"] else ""
     parties = "".join(_party_section(p, r["predictions"], r["expected"].get(p["name"], {})) for p in r["parties"])
     summary = html_table(["party", "verdict", "as computed", "counted"],
-                     [[p["name"], p["final"], p["verdict"], "yes" if p["counted"] else "no"] for p in r["parties"]])
-    notes = r["deviations"] + r["notes"] + r["warnings"]
+                         [[p["name"], p["final"], p["verdict"], "yes" if p["counted"] else "no"] for p in r["parties"]])
     seeds = r["spec"].get("sampling", {}).get("seeds", [0])
     evals = "".join(f'<li><a href="evals/seed{int(s)}/report.html">eval report, seed {int(s)}</a> '
                     "(every transcript, filterable)</li>" for s in seeds)
     models = html_table(["alias", "spec", "pinned", "label"], [[a, m["spec"], m["pinned"], m["label"]]
-                                                            for a, m in r["models"].items()])
+                                                                for a, m in r["models"].items()])
     tasks = html_table(["alias", "source", "items", "hash"], [[a, t["source"], t["n_items"], t["hash"]]
-                                                          for a, t in r["tasks"].items()], num={2})
+                                                              for a, t in r["tasks"].items()], num={2})
     artifacts = html_table(["artifact", "what", "path", "identity hash"],
-                       [[k, v["what"], v["path"], v["identity_hash"]] for k, v in r["artifacts"].items()])
-    env = r["environment"]
+                           [[k, v["what"], v["path"], v["identity_hash"]] for k, v in r["artifacts"].items()])
     title = f"Study {r['study']}: {r['title']}" if r["title"] else f"Study {r['study']}"
     return f"""{study_head(r, title)}
-<div class="status" id="status"><b>Status:</b> {escape(r['status'])} · spec sha256 <code>{escape(r['spec_sha256'][:16])}</code>
-· sign-offs: {escape(signoffs)} · replicates: {escape(', '.join(r['replicates']) or '–')} · challenges:
-{escape(', '.join(r['challenges']) or '–')}</div>
+{status_html(r)}
 {banner}
 <h2 id="outcome">Outcome</h2><p id="outcome-text">{escape(r['outcome'])}</p>{summary}
 <h2 id="controls">Controls (evaluated first; each must be corroborated for the study to count)</h2>
@@ -150,13 +167,11 @@ alpha = {fmt(r['analysis_plan']['alpha'])} after {escape(r['analysis_plan']['cor
 parties' predictions, i.e. the interval lies on the predicted side; falsified when the opposite test rejects;
 inconclusive when the interval straddles the threshold. Controls are not adjusted.</p>
 {_examples(r['examples'])}
-{_amendments(r['amendments'])}
-<h2 id="deviations">Deviations and notes</h2>
-{html_table(['note'], [[n] for n in notes]) if notes else '<p>None.</p>'}
+{amendments_html(r['amendments'])}
+{notes_html(r)}
 <h2 id="inputs">Models, tasks and artifacts</h2>{models}{tasks}{artifacts}
 <ul>{evals}</ul>
-<p class="note">empiricist {escape(str(r['code'].get('empiricist')))} · git {escape(str(r['code'].get('git_commit')))} ·
-Python {escape(env['python'].split()[0])} · {escape(env['platform'])} · {escape(r['created'])}</p>
+{footer_html(r)}
 <script type="application/json" id="study-data">{script_json(r)}</script>
 </body></html>
 """

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from empiricist.errors import InputError
 from empiricist.studies import logic
-from empiricist.studies.fields import ID, Fields, read_toml
+from empiricist.studies.fields import ID, Fields
+from empiricist.studies.protocol import StudyBase, parse_controls, parse_parties, unused_predictions
 
 METRICS = {"accuracy": (1, 1), "difference": (2, 2), "slope": (2, None), "monotonic": (2, None)}
 COMPARATORS = (">", "<", "between", "equivalent")
@@ -90,99 +91,43 @@ class PowerPlan:
     chance: dict[str, float] = field(default_factory=dict)
 
 
-class HasParties:
-    """What every kind of study offers about its parties (eval studies here, experiment studies in
-    ``studies.experiment``)."""
+@dataclass(frozen=True, kw_only=True)
+class Study(StudyBase[Party, Prediction]):
+    """An eval study: models and tasks to sample, the analysis and power plans."""
 
-    parties: tuple[Any, ...]
-
-    def party(self, name: str) -> Any:
-        for p in self.parties:
-            if p.name == name:
-                return p
-        raise InputError(f"no party {name!r}; parties: {[p.name for p in self.parties]}", field="parties")
-
-    @property
-    def adversarial(self) -> bool:
-        return len(self.parties) >= 2
-
-
-@dataclass(frozen=True)
-class Study(HasParties):
-    id: str
-    title: str
-    question: str
-    claim: str
+    kind: ClassVar[str] = "eval"
     sampling: Sampling
     analysis: Analysis
     power: PowerPlan
-    parties: tuple[Party, ...]
-    controls: tuple[Prediction, ...]
-    claim_text: str = ""
-    hypotheses: dict[str, str] = field(default_factory=dict)
-    replicates: tuple[str, ...] = ()
-    challenges: tuple[str, ...] = ()
-    authors: tuple[str, ...] = ()
-    path: Path | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
 
     def base_task(self, alias: str) -> str:
         """The task a derived one is made from (``shuffled:fact_qa`` -> ``fact_qa``); itself otherwise."""
         kind, _, base = self.sampling.tasks[alias].partition(":")
         return base if kind in DERIVED else alias
 
+    def files(self) -> tuple[str, ...]:
+        """Task files named by a relative path travel with the spec."""
+        return tuple(source for source in self.sampling.tasks.values() if ":" not in source)
 
-__all__ = ["Analysis", "Party", "PowerPlan", "Prediction", "Sampling", "Study", "load_spec", "parse_spec",
-           "read_toml"]
 
-
-def load_spec(path: str | Path) -> Study:
-    path = Path(path)
-    return parse_spec(read_toml(path), path)
+__all__ = ["Analysis", "Party", "PowerPlan", "Prediction", "Sampling", "Study", "parse_eval_study"]
 
 
 # ---------------------------------------------------------------- the spec
-def parse_spec(data: dict[str, Any], path: Path | None = None) -> Study:
-    """Validate a parsed spec; the first problem raises an InputError naming its field.
-
-    A spec with an ``[experiment]`` table is an experiment study (``studies.experiment``).
-    """
-    if isinstance(data, dict) and "experiment" in data:
-        from empiricist.studies.experiment import parse_experiment_spec
-
-        return parse_experiment_spec(data, path)  # type: ignore[return-value]
-    top = Fields(data, "", path)
-    head = Fields(top.table("study"), "study", path)
+def parse_eval_study(top: Fields, header: dict[str, Any], path: Path | None) -> Study:
+    """The body of an eval study spec (sampling, analysis, power, parties, controls)."""
     sampling = _sampling(Fields(top.table("sampling"), "sampling", path))
     analysis = _analysis(Fields(top.table("analysis", {}), "analysis", path))
     power = _power(Fields(top.table("power", {}), "power", path), sampling)
-    raw_parties = top.get("parties", list, what="a list of [[parties]] tables")
-    if not raw_parties:
-        top.fail("a study needs at least one party (two or more make an adversarial collaboration)", "parties")
-    parties = [_party(p, i, sampling, path) for i, p in enumerate(raw_parties)]
-    names = [p.name for p in parties]
-    for i, n in enumerate(names):
-        if n in names[:i]:
-            top.fail(f"two parties are called {n!r}", f"parties[{i}].name")
-    controls = tuple(_prediction(c, f"controls[{i}]", sampling, path, control=True)
-                     for i, c in enumerate(top.get("controls", list, [], "a list of [[controls]] tables")))
-    _check_controls(controls, top)
-    hypotheses = top.table("hypotheses", {})
-    for k, v in hypotheses.items():
-        if not isinstance(v, str):
-            top.fail("must be a string", f"hypotheses.{k}")
-    study = Study(
-        id=head.ident("id"), title=head.text("title", ""), question=head.text("question"),
-        claim=head.ident("claim"), claim_text=head.text("claim_text", ""),
-        replicates=head.strings("replicates", ()), challenges=head.strings("challenges", ()),
-        authors=head.strings("authors", ()), sampling=sampling, analysis=analysis, power=power,
-        parties=tuple(parties), controls=controls, hypotheses=dict(hypotheses), path=path, raw=data,
-        warnings=tuple(w for p in parties for w in _unused(p)),
-    )
-    head.done()
-    top.done()
-    return study
+    parties = parse_parties(top, path, lambda d, w: _prediction(d, w, sampling, path),
+                            lambda f, name, position, preds, tree: Party(
+                                name=name, position=position, predictions=preds, combine=tree,
+                                expected=_expected(f, sampling)))
+    controls = parse_controls(top, lambda d, w: _prediction(d, w, sampling, path, control=True), lambda c: c.kind,
+                              {"positive": "the largest model beats chance",
+                               "negative": "a shuffled-label task stays at chance"})
+    return Study(**header, sampling=sampling, analysis=analysis, power=power, parties=parties, controls=controls,
+                 warnings=unused_predictions(parties))
 
 
 def _sampling(f: Fields) -> Sampling:
@@ -257,27 +202,6 @@ def _power(f: Fields, sampling: Sampling) -> PowerPlan:
                     seed=f.number("seed", 0, integer=True), icc=icc,
                     model_correlation=f.number("model_correlation", 0.5, lo=icc, hi=0.99),
                     cluster_size=f.number("cluster_size", 4, lo=1, hi=10_000, integer=True), chance=chance)
-    f.done()
-    return out
-
-
-def _party(data: Any, i: int, sampling: Sampling, path: Path | None) -> Party:
-    pre = Fields(data, f"parties[{i}]", path)
-    name = pre.ident("name")
-    f = Fields(data, f"parties.{name}", path)
-    f.used.add("name")
-    raw = f.get("predictions", list, what="a list of [[parties.predictions]] tables")
-    if not raw:
-        f.fail("a party needs at least one prediction", "predictions")
-    preds = tuple(_prediction(p, f"parties.{name}.predictions[{j}]", sampling, path) for j, p in enumerate(raw))
-    ids = [p.id for p in preds]
-    for j, pid in enumerate(ids):
-        if pid in ids[:j]:
-            f.fail(f"duplicate prediction id {pid!r}", f"predictions[{j}].id")
-    text = f.get("combine", str, " and ".join(ids))
-    tree = logic.parse_expression(text, ids, f.name("combine"))
-    expected = _expected(f, sampling)
-    out = Party(name=name, position=f.text("position", ""), predictions=preds, combine=tree, expected=expected)
     f.done()
     return out
 
@@ -377,22 +301,3 @@ def _threshold(f: Fields, metric: str, comparator: str) -> tuple[Any, float | No
 
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_controls(controls: tuple[Prediction, ...], top: Fields) -> None:
-    kinds = {c.kind for c in controls}
-    for kind, example in (("positive", "the largest model beats chance"),
-                          ("negative", "a shuffled-label task stays at chance")):
-        if kind not in kinds:
-            top.fail(f"no {kind} control: a study needs a check that must come out a known way "
-                     f"(e.g. {example}) for its verdicts to count", "controls")
-    ids = [c.id for c in controls]
-    for i, cid in enumerate(ids):
-        if cid in ids[:i]:
-            top.fail(f"duplicate control id {cid!r}", f"controls[{i}].id")
-
-
-def _unused(party: Party) -> list[str]:
-    used = logic.refs(party.combine)
-    return [f"parties.{party.name}: prediction {p.id!r} is not used in combine (it is reported but decides "
-            "nothing)" for p in party.predictions if p.id not in used]

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from empiricist.internals.probes import cross_validate, cross_validate_mlp, fit_ridge, standardise
-from empiricist.internals.stego.config import LAYERS, StegoConfig
-from empiricist.internals.stego.model import control_of, sector_labels, task_tensors
-from empiricist.internals.stego.train import Trained
+from empiricist.experiments.probe_evasion.config import LAYERS, StegoConfig
+from empiricist.experiments.probe_evasion.model import control_of, sector_labels, task_tensors
+from empiricist.experiments.probe_evasion.train import Trained
 
 
 def fourier_r2(rep: torch.Tensor, p: int, reg: float = 1e-3) -> torch.Tensor:

@@ -26,10 +26,10 @@ from empiricist.artifacts import (
     workspace,
     write_manifest,
 )
-from empiricist.internals.stego.analysis import dominant_frequency, generalisation_step, posthoc
-from empiricist.internals.stego.config import StegoConfig, get_grid
-from empiricist.internals.stego.predictions import evaluate_predictions, study_spec
-from empiricist.internals.stego.report import (
+from empiricist.experiments.probe_evasion.analysis import dominant_frequency, generalisation_step, posthoc
+from empiricist.experiments.probe_evasion.config import StegoConfig, get_grid
+from empiricist.experiments.probe_evasion.predictions import evaluate_predictions, study_spec
+from empiricist.experiments.probe_evasion.report import (
     aggregate,
     plot_curves,
     plot_layers,
@@ -37,7 +37,7 @@ from empiricist.internals.stego.report import (
     summary_html,
     summary_markdown,
 )
-from empiricist.internals.stego.train import RunSpec, Trained, train_runs
+from empiricist.experiments.probe_evasion.train import RunSpec, Trained, train_runs
 from empiricist.internals.sweep import rows_csv
 
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from empiricist.internals.stego.config import StegoConfig
-from empiricist.internals.stego.model import BatchedMLP, sector_labels, task_tensors, train_split
+from empiricist.experiments.probe_evasion.config import StegoConfig
+from empiricist.experiments.probe_evasion.model import BatchedMLP, sector_labels, task_tensors, train_split
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from empiricist.internals.stego.config import LAYERS, StegoConfig
-from empiricist.internals.stego.predictions import PREDICTIONS, _interval
+from empiricist.experiments.probe_evasion.config import LAYERS, StegoConfig
+from empiricist.experiments.probe_evasion.predictions import PREDICTIONS, _interval
 
 CELL_METRICS = ("gen_step", "censored", "final_test_acc", "final_train_acc", "pen_probe_acc", "live_probe_acc",
                 "lin_emb", "lin_h1", "lin_h2", "ctrl_emb", "ctrl_h1", "ctrl_h2", "r2_h1", "r2_h2", "switched", "chance")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from empiricist.artifacts import config_hash
-from empiricist.internals.stego.config import StegoConfig
+from empiricist.experiments.probe_evasion.config import StegoConfig
 
 PREDICTIONS = {
     "P1": "The network evades the linear probe for S (a fresh linear probe after training is near chance at the "
@@ -65,7 +65,7 @@ def study_spec(cfg: StegoConfig) -> dict[str, Any]:
         "secondary_outcomes": [f"mlp_{layer}" for layer in cfg.mlp_probe_layers] + ["pen_probe_acc", "lin_h2"],
         "decision_rule": __doc__,
         "tests": {**CELL_TESTS, **CONTROL_TESTS},
-        "analysis": "empiricist.internals.stego.predictions.evaluate_predictions",
+        "analysis": "empiricist.experiments.probe_evasion.predictions.evaluate_predictions",
         "config": cfg.to_dict(),
         "config_hash": config_hash(cfg.to_dict()),
     }

@@ -151,7 +151,8 @@ def register(app: typer.Typer) -> None:
         """Train the λ × training-fraction grid (adversarial and frozen probe), probe afresh, write the report."""
         import sys
 
-        from empiricist.internals.stego import get_grid, run_stego_grid
+        from empiricist.experiments.probe_evasion import get_grid
+        from empiricist.experiments.probe_evasion.run import run_stego_grid
 
         overrides = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("threads", threads)) if v is not None}
         cfg = get_grid(grid, **overrides)

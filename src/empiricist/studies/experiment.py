@@ -277,6 +277,15 @@ class ExperimentKind(StudyKind):
             "what": f"{study.experiment} grid {study.grid} (config {ident.get('config_hash')}) and its rule",
             "path": exp.rule.__name__.rpartition(".")[0], "identity": ident}})
 
+    def before_renames(self, study: ExperimentStudy, workspace: Workspace | None
+                       ) -> tuple[dict[str, dict[str, Any]], str] | None:
+        exp = study.adapter
+        if not exp.formerly:
+            return None
+        old = {name: {**rec, "identity": identity(exp, study.config, exp.formerly)}
+               for name, rec in self.resolve(study, workspace).artifacts.items()}
+        return old, "moved: " + ", ".join(f"{o} -> {n}" for n, o in exp.formerly.items())
+
     def check(self, study: ExperimentStudy, n_sims: int | None = None) -> dict[str, Any]:
         """The grid's size, and whether every party is at risk: every combination of its tests' verdicts is
         tried (a logic-level check; the grid is too costly to simulate): a party no combination falsifies

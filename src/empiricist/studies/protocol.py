@@ -267,6 +267,12 @@ class StudyKind(ABC):
         """Artifacts a run made or used beyond the locked ones, whose manifests a bundle keeps."""
         return {}
 
+    def before_renames(self, study: Any, workspace: Workspace | None
+                       ) -> tuple[dict[str, dict[str, Any]], str] | None:
+        """The artifacts as the code pinned them before the code moves it declares, and those moves in
+        words (None: none declared). ``study migrate-lock`` accepts an old lock only if it matches these."""
+        return None
+
 
 KINDS: dict[str, StudyKind] = {}
 K = TypeVar("K", bound=type[StudyKind])

@@ -18,7 +18,6 @@ from empiricist.artifacts import is_complete, read_manifest, verify
 from empiricist.errors import ArtifactError, InputError
 from empiricist.experiments.probe_evasion import predictions
 from empiricist.experiments.probe_evasion.config import GRIDS, StegoConfig, get_grid
-from empiricist.experiments.probe_evasion.run import default_out, run_stego_grid
 from empiricist.report.html import html_table
 from empiricist.studies.experiment import Experiment, GridRun, Plan, experiment, grid_identity_hash
 from empiricist.studies.lock import LockMismatch
@@ -92,6 +91,8 @@ class ProbeEvasion(Experiment):
 
     def run(self, cfg: StegoConfig, workspace: Workspace | None, progress: bool) -> GridRun:
         """Reuse the workspace's grid with this config hash when it is intact, else train it there."""
+        from empiricist.experiments.probe_evasion.run import default_out, run_stego_grid  # imports torch
+
         folder = default_out(cfg, workspace)
         if is_complete(folder):
             manifest = read_manifest(folder, kind=self.grid_kind)
@@ -102,7 +103,7 @@ class ProbeEvasion(Experiment):
                 raise LockMismatch(f"the cached grid {folder} no longer matches its own manifest", bad)
             res = json.loads((folder / "results.json").read_text())
             return GridRun(folder, res["rows"], True, float(res["runtime_s"]), grid_identity_hash(folder))
-        res = run_stego_grid(cfg, folder, progress, root=workspace, command="empiricist study run")
+        res = run_stego_grid(cfg, folder, progress, workspace=workspace, command="empiricist study run")
         return GridRun(folder, res.rows, False, res.runtime_s, grid_identity_hash(folder))
 
     def decide(self, rows: list[dict[str, Any]], cfg: StegoConfig

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import (
+    Workspace,
     atomic_write_json,
     building,
     check_replaceable,
@@ -92,12 +93,12 @@ class StegoExperiment:
         return json.loads(json.dumps({"kind": "stego_grid", **predictions.study_spec(cfg),
                                       "rule_source_sha256": sha256_bytes(source)}))
 
-    def run(self, cfg: Any, root: str | Path | None, progress: bool) -> GridRun:
+    def run(self, cfg: Any, workspace: Workspace | str | Path | None, progress: bool) -> GridRun:
         """Reuse the workspace's grid with this config hash when it is intact, else train it there."""
         from empiricist.internals.stego import StegoConfig, run_stego_grid
         from empiricist.internals.stego.run import default_out
 
-        folder = default_out(cfg, root)
+        folder = default_out(cfg, workspace)
         if is_complete(folder):
             manifest = read_manifest(folder, kind="stego_grid")
             if StegoConfig.from_dict(manifest["config"]) != cfg:
@@ -107,7 +108,7 @@ class StegoExperiment:
                 raise locking.LockMismatch(f"the cached grid {folder} no longer matches its own manifest", bad)
             res = json.loads((folder / "results.json").read_text())
             return GridRun(folder, res["rows"], True, float(res["runtime_s"]), _identity_hash(folder))
-        res = run_stego_grid(cfg, folder, progress, root=root, command="empiricist study run")
+        res = run_stego_grid(cfg, folder, progress, workspace=workspace, command="empiricist study run")
         return GridRun(folder, res.rows, False, res.runtime_s, _identity_hash(folder))
 
     def decide(self, rows: list[dict[str, Any]], cfg: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -303,7 +304,7 @@ def prepare_experiment(spec: str | Path, enforce_lock: bool = True
     return study, doc, lock, artifacts
 
 
-def run_experiment_study(spec: str | Path, *, out: str | Path | None = None, root: str | Path | None = None,
+def run_experiment_study(spec: str | Path, *, out: str | Path | None = None, workspace: Workspace | str | Path | None = None,
                          progress: bool = False, enforce_lock: bool = True) -> Any:
     """Check spec and experiment against the lock, run (or reuse) the grid, decide, write results and report."""
     from empiricist.studies.experiment_report import write_experiment_report
@@ -314,7 +315,7 @@ def run_experiment_study(spec: str | Path, *, out: str | Path | None = None, roo
     amendments = locking.read_amendments(spec)
     folder = Path(out) if out else results_dir(spec)
     check_replaceable(folder, KIND)
-    grid = study.adapter.run(study.config, root, progress)
+    grid = study.adapter.run(study.config, workspace, progress)
     cells, controls = study.adapter.decide(grid.rows, study.config)
     result = results_document(study, doc, cells, controls, grid, lock=lock, amendments=amendments,
                               artifacts=artifacts)

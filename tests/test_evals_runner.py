@@ -24,7 +24,7 @@ class Stop(Exception):
 
 
 def test_run_writes_transcripts_lm_eval_samples_and_report(qa, model_dirs, tmp_path):
-    run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", root=tmp_path / "ws")
+    run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", workspace=tmp_path / "ws")
     assert read_manifest(run.folder, kind="eval_run")["inputs"][f"task:{qa.name}"] == qa.hash
     table = pq.read_table(run.folder / "results.parquet")
     assert table.schema.equals(SCHEMA) and table.num_rows == 2 * len(qa)
@@ -55,14 +55,14 @@ def test_interrupted_run_resumes_with_only_the_missing_items(qa, model_dirs, tmp
             raise Stop
 
     with pytest.raises(Stop):
-        run_eval(qa, models, root=tmp_path / "ws", chunk_size=5, on_chunk=stop_after_first_chunk)
+        run_eval(qa, models, workspace=tmp_path / "ws", chunk_size=5, on_chunk=stop_after_first_chunk)
     computed = []
-    resumed = run_eval(qa, models, root=tmp_path / "ws", chunk_size=5, on_chunk=computed.append)
+    resumed = run_eval(qa, models, workspace=tmp_path / "ws", chunk_size=5, on_chunk=computed.append)
     assert sum(c["n_new"] for c in computed) == len(qa) - 5
-    fresh = run_eval(qa, models, root=tmp_path / "ws2", chunk_size=5)
+    fresh = run_eval(qa, models, workspace=tmp_path / "ws2", chunk_size=5)
     assert resumed.results.rows() == fresh.results.rows()  # bit for bit (same chunks, so same batches)
     again = []
-    run_eval(qa, models, root=tmp_path / "ws", on_chunk=again.append, write=False)
+    run_eval(qa, models, workspace=tmp_path / "ws", on_chunk=again.append, write=False)
     assert again == []  # everything cached
 
 
@@ -70,7 +70,7 @@ def test_generation_scoring_and_native_task(model_dirs, tmp_path):
     task = task_from_records("gen", [{"id": "a", "prompt": "alpha beta", "target": "gamma", "cluster": "c1"},
                                      {"id": "b", "prompt": "the city of", "target": "lisbon", "cluster": "c2"}])
     run = run_eval(task, [str(model_dirs[0])], GenerateScorer(max_new_tokens=3), out=tmp_path / "g",
-                   root=tmp_path / "ws")
+                   workspace=tmp_path / "ws")
     rows = run.results.rows()
     assert all(isinstance(r["completion"], str) and r["logprobs"] is None for r in rows)
     sample = json.loads(next((tmp_path / "g" / "lm_eval").rglob("*.jsonl")).read_text().splitlines()[0])
@@ -82,14 +82,14 @@ def test_suite_checkpoints_and_contamination_split(tiny_suite, eval_world, eval_
     from empiricist.lookup.groundtruth import planted_ids
     from empiricist.world import World
 
-    monkeypatch.setenv("EMPIRICIST_HOME", str(tmp_path / "ws"))
-    build_ngram_index(eval_store, progress=False, cpus=1)  # at the default place, found by the runner
+    ws = tmp_path / "ws"
+    build_ngram_index(eval_store, progress=False, cpus=1, workspace=ws)  # at the default place, found by the runner
     specs = expand_models([], suite=str(tiny_suite), checkpoints=["0", "last"])
     assert [s.rsplit("/", 1)[1] for s in specs] == ["t1@step0", "t1@step4", "t2@step0", "t2@step4"]
     planted = planted_ids(World.open(eval_world))["fact_qa"]
     qa = world_tasks(eval_world, ["fact_qa"])["fact_qa"]
     ids = set(sorted(planted)[:4]) | {it.id for it in qa.items[:8]}
-    run = run_eval(subset(qa, ids=ids), specs, out=tmp_path / "suite-run")
+    run = run_eval(subset(qa, ids=ids), specs, out=tmp_path / "suite-run", workspace=ws)
     rows = run.results.rows()
     assert {r["step"] for r in rows} == {0, 4} and {r["size"] for r in rows} == {"t1", "t2"}
     flagged = {r["item_id"] for r in rows if r["contaminated"]}

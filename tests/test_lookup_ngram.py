@@ -381,10 +381,11 @@ def test_multi_slice_build_and_confusing_path(store: TokenStore, brute: Brute, t
 
 def test_default_location_is_in_the_workspace(store: TokenStore, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EMPIRICIST_HOME", str(tmp_path))
-    path = build_ngram_index(store, progress=False)
+    monkeypatch.setenv("EMPIRICIST_HOME", str(tmp_path / "ignored"))  # the library never reads it
+    path = build_ngram_index(store, progress=False, workspace=tmp_path)
     assert path.parent == tmp_path / "indexes" and not (store.path / "ngram").exists()
-    with NgramIndex.open(None, store) as ix:
+    assert not (tmp_path / "ignored").exists()
+    with NgramIndex.open(None, store, workspace=tmp_path) as ix:
         assert ix.path == path and ix.count([0]) == store.num_docs
 
 

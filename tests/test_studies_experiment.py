@@ -236,9 +236,9 @@ def ran(tmp_path_factory):
     ws = folder / "ws"
     spec = folder / CI_SPEC.name
     shutil.copy(CI_SPEC, spec)
-    sign(spec, "P1", "Ada", root=ws)
-    sign(spec, "not-P1", "Bob", root=ws)
-    return spec, ws, run_study(spec, root=ws)
+    sign(spec, "P1", "Ada", workspace=ws)
+    sign(spec, "not-P1", "Bob", workspace=ws)
+    return spec, ws, run_study(spec, workspace=ws)
 
 
 def test_run_end_to_end(ran):
@@ -265,14 +265,14 @@ def test_run_end_to_end(ran):
 
 def test_rerun_reuses_the_grid_and_refuses_a_tampered_one(ran):
     spec, ws, run = ran
-    again = run_study(spec, root=ws)
+    again = run_study(spec, workspace=ws)
     assert again.results["grid"]["reused"] and again.results["predictions"] == run.results["predictions"]
     runs_csv = Path(run.results["grid"]["path"]) / "runs.csv"
     original = runs_csv.read_bytes()
     try:
         runs_csv.write_bytes(original + b"\n")
         with pytest.raises(LockMismatch, match="no longer matches its own manifest:\n  runs.csv"):
-            run_study(spec, root=ws)
+            run_study(spec, workspace=ws)
     finally:
         runs_csv.write_bytes(original)
 

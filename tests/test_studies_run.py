@@ -36,7 +36,7 @@ def ws(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("study-ws")
     cfg = get_preset("tiny").replace(steps=4, resume_every=2, threads=1)
     prep = prepare(WorldConfig.preset("tiny"), cfg.vocab_size, root, progress=False)
-    train_suite(cfg, TokenStore.open(prep.store), root=root, progress=False)
+    train_suite(cfg, TokenStore.open(prep.store), workspace=root, progress=False)
     return root
 
 
@@ -46,18 +46,18 @@ def locked(ws, tmp_path_factory) -> Path:
     spec = tmp_path_factory.mktemp("study") / "fact_scaling_tiny.toml"
     text = (EXAMPLES / "fact_scaling_tiny.toml").read_text()
     spec.write_text(text.replace("\nn_items = 376", "\nn_items = 40"))
-    first = sign(spec, "proponent", "Ada", root=ws)
+    first = sign(spec, "proponent", "Ada", workspace=ws)
     assert not first["complete"] and [a for a in first["artifacts"] if a.startswith("model:")] == \
         ["model:t1", "model:t2", "model:t3", "model:t4"]
     with pytest.raises(InputError, match="already signed"):
-        sign(spec, "proponent", "Ada", root=ws)
-    assert sign(spec, "skeptic", "Bob", root=ws)["complete"]
+        sign(spec, "proponent", "Ada", workspace=ws)
+    assert sign(spec, "skeptic", "Bob", workspace=ws)["complete"]
     return spec
 
 
 @pytest.fixture(scope="module")
 def ran(locked, ws):
-    return run_study(locked, root=ws)
+    return run_study(locked, workspace=ws)
 
 
 def test_run_end_to_end(ran, locked):
@@ -168,7 +168,7 @@ def test_every_change_to_a_locked_manifest_is_named(locked, ws):
 def test_amendments_are_append_only_and_reported(ran, locked, ws):
     amend(locked, "Ada", "ran 40 of 376 items", "CI <b>time</b>")
     amend(locked, "Bob", "nothing else", "for the record")
-    again = run_study(locked, root=ws)  # amendments do not unlock the spec; the evals come from the cache
+    again = run_study(locked, workspace=ws)  # amendments do not unlock the spec; the evals come from the cache
     assert [a["author"] for a in again.results["amendments"]] == ["Ada", "Bob"]
     html = again.report.read_text()
     assert "ran 40 of 376 items" in html and "CI &lt;b&gt;time&lt;/b&gt;" in html
@@ -177,7 +177,7 @@ def test_amendments_are_append_only_and_reported(ran, locked, ws):
     try:
         path.write_text(text.replace("ran 40 of 376", "ran all 376"))
         with pytest.raises(InputError, match="append-only"):
-            run_study(locked, root=ws)
+            run_study(locked, workspace=ws)
     finally:
         path.write_text(text)
 

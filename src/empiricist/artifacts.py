@@ -33,6 +33,8 @@ _TRACKED_PACKAGES = ("empiricist", "torch", "transformers", "tokenizers", "numpy
 
 WORKSPACE_MARKER = ".empiricist-workspace"
 HOME_ENV = "EMPIRICIST_HOME"
+# Kind folders that ``Workspace.containing`` recognises in an unmarked (pre-marker) workspace.
+KIND_FOLDERS = ("worlds", "tokenizers", "stores", "suites", "indexes")
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,25 @@ class Workspace:
 
     @classmethod
     def containing(cls, artifact: str | Path) -> Workspace | None:
-        """The workspace an artifact folder lives in (the nearest marked ancestor), if any."""
-        for parent in Path(artifact).resolve().parents:
+        """The workspace an artifact folder lives in: the nearest ancestor holding the marker file.
+
+        Folders made before workspaces were marked have no marker; for them (and only here) the older
+        layout is recognised: an artifact directly inside a kind folder (``stores/``, ``suites/``, …) belongs
+        to that folder's parent. None when neither applies.
+        """
+        path = Path(artifact).resolve()
+        for parent in path.parents:
             if (parent / WORKSPACE_MARKER).is_file():
                 return cls(parent)
+        if path.parent.name in KIND_FOLDERS and path.parent.parent.is_dir():
+            return cls(path.parent.parent)
         return None
+
+    @classmethod
+    def of(cls, artifact: str | Path, default: str | Path | Workspace | None = None) -> Workspace:
+        """The workspace holding ``artifact`` when it lives in one, else ``Workspace.at(default)``: where the
+        things derived from an artifact (an index of a store) go, beside the artifact they were made from."""
+        return cls.containing(artifact) or cls.at(default)
 
     def dir(self, name: str) -> Path:
         """The workspace's folder ``name`` (``worlds``, ``stores``, ``suites``, ``indexes``, …), created."""
@@ -113,21 +129,6 @@ class Workspace:
     def cache(self, name: str) -> Path:
         """A cache folder (``attribution-cache``, ``eval-cache``, …): safe to delete, rebuilt on demand."""
         return self.dir(name)
-
-
-def workspace(path: str | Path | None = None) -> Path:
-    """TRANSITIONAL (issue 11 removes it): the root of ``Workspace.from_env(path)``, created."""
-    ws = Workspace.from_env(path)
-    ws.root.mkdir(parents=True, exist_ok=True)
-    return ws.root
-
-
-def workspace_of(artifact: str | Path) -> Path:
-    """TRANSITIONAL (issue 11 removes it): the workspace an artifact lives in, by folder names."""
-    p = Path(artifact).resolve()
-    if p.parent.name in ("stores", "suites", "worlds", "tokenizers", "indexes") and (p.parent.parent).is_dir():
-        return p.parent.parent
-    return workspace()
 
 
 def canonical_json(obj: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from empiricist.artifacts import building, config_hash, is_complete, read_manifest, workspace, write_manifest
+from empiricist.artifacts import Workspace, building, config_hash, is_complete, read_manifest, write_manifest
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import SuiteConfig, get_preset
 
@@ -28,13 +28,13 @@ class Prepared:
     store: Path
 
 
-def prepare_tokenizer(world_path: Path, vocab_size: int, root: str | Path | None = None) -> Path:
+def prepare_tokenizer(world_path: Path, vocab_size: int, workspace: Workspace | str | Path | None = None) -> Path:
     """Train (or reuse) a byte-level BPE on a world's documents; returns the tokenizer.json path."""
     from empiricist.data.tokenizer import train_bpe
     from empiricist.world import World
 
     world_hash = read_manifest(world_path, kind="world")["config_hash"]
-    folder = workspace(root) / "tokenizers" / f"bpe{vocab_size}-{config_hash({'world': world_hash, 'v': vocab_size})}"
+    folder = Workspace.at(workspace).tokenizers / f"bpe{vocab_size}-{config_hash({'world': world_hash, 'v': vocab_size})}"
     if not is_complete(folder):
         with building(folder, overwrite=True) as tmp:
             texts = (d["text"] for d in World.open(world_path).iter_docs())
@@ -44,7 +44,7 @@ def prepare_tokenizer(world_path: Path, vocab_size: int, root: str | Path | None
     return folder / "tokenizer.json"
 
 
-def prepare_store(world_path: Path, tokenizer_path: Path, root: str | Path | None = None,
+def prepare_store(world_path: Path, tokenizer_path: Path, workspace: Workspace | str | Path | None = None,
                   progress: bool = True) -> Path:
     """Tokenize a world into a token store (reused when the same world and tokenizer made one)."""
     from empiricist.artifacts import sha256_file
@@ -53,19 +53,20 @@ def prepare_store(world_path: Path, tokenizer_path: Path, root: str | Path | Non
 
     world_hash = read_manifest(world_path, kind="world")["config_hash"]
     key = config_hash({"world": world_hash, "tokenizer": sha256_file(tokenizer_path)})
-    folder = workspace(root) / "stores" / f"store-{key}"
+    folder = Workspace.at(workspace).stores / f"store-{key}"
     if not is_complete(folder):
         build_store(iter_documents(world_path), tokenizer_path, folder, overwrite=True, progress=progress,
                     source={"world": str(world_path), "world_hash": world_hash})
     return folder
 
 
-def prepare(world_config: Any, vocab_size: int, root: str | Path | None = None, progress: bool = True) -> Prepared:
+def prepare(world_config: Any, vocab_size: int, workspace: Workspace | str | Path | None = None, progress: bool = True) -> Prepared:
     from empiricist.world import generate_world
 
-    world = Path(generate_world(world_config, workspace=workspace(root), progress=progress))
-    tok = prepare_tokenizer(world, vocab_size, root)
-    return Prepared(world, tok, prepare_store(world, tok, root, progress))
+    ws = Workspace.at(workspace)
+    world = Path(generate_world(world_config, workspace=ws, progress=progress))
+    tok = prepare_tokenizer(world, vocab_size, ws)
+    return Prepared(world, tok, prepare_store(world, tok, ws, progress))
 
 
 def fact_accuracy(handle: Any, world_path: Path, max_items: int | None = None, progress: bool = False) -> dict[str, Any]:
@@ -90,7 +91,7 @@ def fact_accuracy(handle: Any, world_path: Path, max_items: int | None = None, p
 def run_main(
     suite: str | SuiteConfig = "micro",
     world_preset: str | None = None,
-    root: str | Path | None = None,
+    workspace: Workspace | str | Path | None = None,
     progress: bool = True,
     max_fact_items: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -105,9 +106,9 @@ def run_main(
     if wname is None:
         raise EmpiricistError(f"no default world for suite {config.name!r}; pass world_preset")
     t0 = time.perf_counter()
-    prep = prepare(WorldConfig.preset(wname), config.vocab_size, root, progress)
+    prep = prepare(WorldConfig.preset(wname), config.vocab_size, workspace, progress)
     store = TokenStore.open(prep.store)
-    suite_dir = train_suite(config, store, root=root, progress=progress)
+    suite_dir = train_suite(config, store, workspace=workspace, progress=progress)
     s = Suite(suite_dir)
     rows = []
     for size in s.sizes:

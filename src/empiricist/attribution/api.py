@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from empiricist.artifacts import Workspace
 from empiricist.attribution.data import Documents, Query
 from empiricist.attribution.methods import Context, check_options, get_method
 
@@ -43,7 +44,7 @@ class Attribution:
 
 def attribute(model: Any, queries: Sequence[Query], documents: Documents, method: str = "trackstar", *,
               cache: str | Path | None = None, options: dict[str, Any] | None = None, progress: bool = True,
-              root: str | Path | None = None) -> Attribution:
+              workspace: Workspace | str | Path | None = None) -> Attribution:
     """Score every (query, document) pair with ``method``.
 
     ``model`` is a ``ModelHandle`` or a spec for ``load_model`` (``suite:micro/m1``, a local HF folder, a
@@ -55,7 +56,7 @@ def attribute(model: Any, queries: Sequence[Query], documents: Documents, method
     fn = get_method(method)
     options = dict(options or {})
     check_options(method, options)
-    handle = model if isinstance(model, ModelHandle) else load_model(str(model), root=root)
+    handle = model if isinstance(model, ModelHandle) else load_model(str(model), workspace=workspace)
     if not queries:
         from empiricist.errors import InputError
 

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.artifacts import Workspace
+from empiricist.cli.foundation import Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -33,7 +34,7 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def _documents(handle: Any, docs: Path | None, store: Path | None, n_docs: int | None, seed: int,
-               workspace: Path | None) -> Any:
+               workspace: Workspace | None) -> Any:
     """Documents from a text/JSONL/Parquet/HF-dataset path, a token store, or the suite model's own store."""
     import numpy as np
 
@@ -85,10 +86,9 @@ def register(app: typer.Typer) -> None:
         cache: Annotated[Path | None, typer.Option(help="cache folder (default: <workspace>/attribution-cache)")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
         chars: Annotated[int, typer.Option(help="characters of document text to show")] = 160,
-        workspace: Workspace = None, quiet: Quiet = False,
+        workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Which training documents most lowered (or raised) the model's loss on a continuation."""
-        from empiricist.artifacts import workspace as ws
         from empiricist.attribution import Query, attribute, load_queries
         from empiricist.errors import InputError
         from empiricist.suite.handles import load_model
@@ -99,9 +99,9 @@ def register(app: typer.Typer) -> None:
             qs = [Query(prompt, target, contrast, "q1")]
         else:
             raise InputError("give --prompt and --target, or --queries FILE")
-        handle = load_model(model, root=workspace)
+        handle = load_model(model, workspace=workspace)
         documents = _documents(handle, docs, store, n_docs, sample_seed, workspace)
-        res = attribute(handle, qs, documents, method, cache=cache or ws(workspace) / "attribution-cache",
+        res = attribute(handle, qs, documents, method, cache=cache or Workspace.at(workspace).cache("attribution-cache"),
                         options=_options(option), progress=not quiet)
         records = res.to_records(k=top, text_chars=chars if not as_json else 2000)
         if as_json:
@@ -125,11 +125,10 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="validation preset: micro (default) or tiny")] = "micro",
         method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
-        workspace: Workspace = None, quiet: Quiet = False,
+        workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """LDS by retraining, fact tracing and counterfactual removal for every method, as one table."""
         from empiricist.artifacts import config_hash
-        from empiricist.artifacts import workspace as ws
         from empiricist.attribution.validate import VALIDATION_PRESETS, validate
         from empiricist.errors import InputError
         from empiricist.suite.handles import resolve_suite
@@ -142,7 +141,7 @@ def register(app: typer.Typer) -> None:
         s = Suite(resolve_suite(suite, workspace))
         store = s.store()
         world = World.open(store.world_path())
-        folder = out or ws(workspace) / "attribution" / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
+        folder = out or Workspace.at(workspace).dir("attribution") / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
         res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None)
         typer.echo(markdown_table(res))  # plain: a markdown table must not be wrapped
         agree = ", ".join(f"{k} {v:.2f}" for k, v in res["seed_agreement"].items())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.cli.foundation import Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -59,15 +58,13 @@ def register(app: typer.Typer) -> None:
                                                     "(suite models with an n-gram index)")] = True,
         out: Annotated[Path | None, typer.Option(help="run folder (default: in the workspace)")] = None,
         seed: Annotated[int, typer.Option(help="recorded seed (decoding is greedy)")] = 0,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Evaluate models on tasks; print scores with CIs and write results, transcripts and a report."""
         from empiricist.errors import InputError
         from empiricist.evals import expand_models, make_scorer, resolve_tasks, run_eval
 
-        if workspace is not None:
-            os.environ["EMPIRICIST_HOME"] = str(workspace)
         if suite and not (all_sizes or size):
             raise InputError("with --suite, choose --all-sizes or one or more --size")
         if (all_sizes or size) and not suite:
@@ -79,12 +76,12 @@ def register(app: typer.Typer) -> None:
             options.update(max_new_tokens=max_new_tokens, until=tuple(until) if until else None, match=match,
                            pattern=pattern)
         scorer = make_scorer(scoring, **options)
-        tasks = _limit(resolve_tasks(task, wrapper=wrapper, format=task_format), limit)
+        tasks = _limit(resolve_tasks(task, wrapper=wrapper, format=task_format, workspace=workspace), limit)
         models = expand_models(model or [], suite=suite, sizes=None if all_sizes else size,
-                               checkpoints=checkpoints.split(",") if suite else None, root=workspace)
+                               checkpoints=checkpoints.split(",") if suite else None, workspace=workspace)
         if not models:
             raise InputError("no models: give --model and/or --suite")
-        run = run_eval(tasks, models, scorer, out=out, root=workspace, progress=not quiet,
+        run = run_eval(tasks, models, scorer, out=out, workspace=workspace, progress=not quiet,
                        contamination="auto" if contamination else False)
         console.print(summary_table(run.summary, f"{scoring} scores ({len(models)} models)"))
         console.print(f"run: {run.folder}\nreport: {run.report}")

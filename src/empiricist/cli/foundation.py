@@ -11,9 +11,21 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from empiricist.artifacts import Workspace
+
 console = Console()
-Workspace = Annotated[Path | None, typer.Option("--workspace", "-w", help="workspace folder (default "
-                                                "$EMPIRICIST_HOME or ./empiricist-work)")]
+
+
+def _workspace(value: Path | None) -> Workspace:
+    """The one place ``$EMPIRICIST_HOME`` is read: ``--workspace``, else the variable, else ./empiricist-work."""
+    return Workspace.from_env(value)
+
+
+# Every command's ``--workspace``: typer parses a path and the callback turns it (or its absence) into the
+# Workspace value the library takes, so commands receive a Workspace, never None.
+WorkspaceOpt = Annotated[Workspace | None, typer.Option(
+    "--workspace", "-w", parser=Path, callback=_workspace, metavar="PATH",
+    help="workspace folder (default $EMPIRICIST_HOME or ./empiricist-work)")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
 
@@ -63,7 +75,7 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="suite preset: micro (default, ≤30 min on 2 cores) or tiny")] = "micro",
         world_preset: Annotated[str | None, typer.Option(help="world preset (default: the suite's)")] = None,
         max_fact_items: Annotated[int | None, typer.Option(help="subsample fact questions")] = None,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """The main job: generate the world, train the suite, print sizes, tokens, loss and fact accuracy."""
@@ -80,7 +92,7 @@ def register(app: typer.Typer) -> None:
         subset: Annotated[list[str] | None, typer.Option(help="name:key=value,... e.g. "
                                                          "forum_opinion:agree_rate=0.9 or forum_opinion:enabled=false")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (default: in the workspace)")] = None,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Generate a world corpus (deterministic from its config)."""
@@ -155,7 +167,7 @@ def register(app: typer.Typer) -> None:
         suite_name: Annotated[str, typer.Option("--suite", help="suite name or folder")] = "micro",
         as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
         chars: Annotated[int, typer.Option(help="characters of text to show per document")] = 160,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
     ) -> None:
         """Which documents were in training step N (like Pythia's batch viewer)."""
         from empiricist.suite.handles import resolve_suite
@@ -181,7 +193,7 @@ def register(app: typer.Typer) -> None:
         store: Annotated[Path | None, typer.Option(help="train on this token store instead of the preset's world")] = None,
         size: Annotated[list[str] | None, typer.Option(help="train only these sizes")] = None,
         steps: Annotated[int | None, typer.Option(help="override the number of steps")] = None,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Train (or resume) a suite: every size on the same data in the same order."""
@@ -197,11 +209,11 @@ def register(app: typer.Typer) -> None:
         if store is None:
             store = prepare(WorldConfig.preset(WORLD_FOR_SUITE[cfg.name]), cfg.vocab_size, workspace,
                             not quiet).store
-        path = train_suite(cfg, TokenStore.open(store), root=workspace, sizes=size, progress=not quiet)
+        path = train_suite(cfg, TokenStore.open(store), workspace=workspace, sizes=size, progress=not quiet)
         console.print(f"suite: {path}")
 
     @suite.command("list")
-    def suite_list(workspace: Workspace = None) -> None:
+    def suite_list(workspace: WorkspaceOpt = None) -> None:
         """Suites in the workspace, with their sizes and checkpoints."""
         from empiricist.suite.suite import Suite, find_suites
 
@@ -216,11 +228,11 @@ def register(app: typer.Typer) -> None:
     def model_info(
         spec: Annotated[str, typer.Argument(help="suite:<suite>/<size>[@stepN], a local HF folder, or a hub id")],
         revision: Annotated[str | None, typer.Option(help="hub revision, e.g. step1000")] = None,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
     ) -> None:
         """Load a model and print its provenance."""
         from empiricist.suite.handles import load_model
 
-        h = load_model(spec, revision=revision, root=workspace)
+        h = load_model(spec, revision=revision, workspace=workspace)
         n = sum(p.numel() for p in h.model.parameters())
         console.print_json(json.dumps({**h.provenance, "parameters": n, "vocab": len(h.tokenizer)}, default=str))

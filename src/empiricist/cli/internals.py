@@ -9,19 +9,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.artifacts import Workspace
+from empiricist.cli.foundation import Quiet, WorkspaceOpt
 
 console = Console()
 
 
-def suite_world(spec: str, root: Path | None) -> Path:
+def suite_world(spec: str, workspace: Workspace | None) -> Path:
     """The world a suite model was trained on, as recorded in its token store's manifest."""
     from empiricist.artifacts import read_manifest
     from empiricist.errors import InputError
     from empiricist.suite.handles import resolve
     from empiricist.suite.suite import Suite
 
-    prov = resolve(spec, root=root)
+    prov = resolve(spec, workspace=workspace)
     if prov["source"] != "suite":
         raise InputError(f"{spec} is not a suite model: pass --world")
     store = Path(Suite(prov["suite"]).meta["store_path"])
@@ -36,7 +37,7 @@ def suite_world(spec: str, root: Path | None) -> Path:
 
 
 def model_specs(models: list[str], suite: str | None, size: str | None, all_checkpoints: bool,
-                root: Path | None) -> list[str]:
+                workspace: Workspace | None) -> list[str]:
     """Expand --model / --suite / --all-checkpoints into the list of checkpoints to probe."""
     from empiricist.errors import InputError
     from empiricist.internals.sweep import checkpoint_specs
@@ -49,9 +50,9 @@ def model_specs(models: list[str], suite: str | None, size: str | None, all_chec
     if suite is None:
         if len(models) != 1 or not models[0].startswith("suite:"):
             raise InputError("--all-checkpoints needs --suite NAME or one --model suite:<suite>/<size>")
-        prov = resolve(models[0], root=root)
+        prov = resolve(models[0], workspace=workspace)
         suite, size = prov["suite"], prov["size"]
-    return checkpoint_specs(suite, size, root)
+    return checkpoint_specs(suite, size, workspace)
 
 
 def probe_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -86,12 +87,11 @@ def register(app: typer.Typer) -> None:
         folds: Annotated[int, typer.Option(help="cross-validation folds")] = 5,
         seed: Annotated[int, typer.Option()] = 0,
         out: Annotated[Path | None, typer.Option(help="output folder (default: in the workspace)")] = None,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Linear probes for a world property across layers (and checkpoints), with a control task."""
         from empiricist.artifacts import config_hash
-        from empiricist.artifacts import workspace as ws
         from empiricist.internals.datasets import world_probe_dataset, world_statement_dataset
         from empiricist.internals.sweep import parse_layers, run_probe
 
@@ -99,9 +99,9 @@ def register(app: typer.Typer) -> None:
         world = world or suite_world(specs[0], workspace)
         data = (world_statement_dataset(world) if prop == "statements"
                 else world_probe_dataset(world, prop, template))
-        folder = out or ws(workspace) / "probes" / f"{prop}-{config_hash([specs, data.hash, layers, kind, folds, seed])}"
+        folder = out or Workspace.at(workspace).dir("probes") / f"{prop}-{config_hash([specs, data.hash, layers, kind, folds, seed])}"
         path, rows = run_probe(specs, data, folder, parse_layers(layers), kind=kind, k=folds, seed=seed,
-                               progress=not quiet, root=workspace)
+                               progress=not quiet, workspace=workspace)
         console.print(probe_table(rows, f"{data.name}: {len(data)} examples, {data.meta.get('n_classes', 2)} classes"))
         console.print(f"results: [bold]{path}[/bold] (heatmap.png, heatmap.svg, results.csv)")
 
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option()] = 16,
         max_length: Annotated[int | None, typer.Option(help="truncate texts to this many tokens")] = None,
         dtype: Annotated[str, typer.Option(help="float32 or float16")] = "float32",
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Stream activations at the chosen sites and positions to chunked .npy files with a manifest."""
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
                     if line.strip():
                         yield json.loads(line)["text"] if texts.suffix == ".jsonl" else line.rstrip("\n")
 
-        handle = load_model(spec, root=workspace)
+        handle = load_model(spec, workspace=workspace)
         path = capture_activations(handle, read(), out, sites.split(","), positions, batch_size=batch_size,
                                    max_length=max_length, chunk_rows=chunk_rows, dtype=dtype, progress=not quiet)
         a = ActivationSet(path)
@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[int | None, typer.Option(help="override the step budget")] = None,
         threads: Annotated[int | None, typer.Option(help="torch threads (0 = all cores)")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing result folder")] = False,
-        workspace: Workspace = None,
+        workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Train the λ × training-fraction grid (adversarial and frozen probe), probe afresh, write the report."""
@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
 
         overrides = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("threads", threads)) if v is not None}
         cfg = get_grid(grid, **overrides)
-        res = run_stego_grid(cfg, out, progress=not quiet, overwrite=overwrite, root=workspace,
+        res = run_stego_grid(cfg, out, progress=not quiet, overwrite=overwrite, workspace=workspace,
                              command="empiricist " + " ".join(sys.argv[1:]))
         table = Table(title=f"stego grid {cfg.name}: verdicts ({res.runtime_s / 60:.1f} min)")
         for col in ("variant", "λ", f"fresh probe {cfg.probe_layer}", "chance", "Δ gen. step", "Δ held-out acc",

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.artifacts import Workspace
+from empiricist.cli.foundation import Quiet, WorkspaceOpt
 
 console = Console()
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="token store folder (default: the suite's)")]
@@ -19,14 +20,9 @@ SuiteOpt = Annotated[str, typer.Option("--suite", help="suite name or folder who
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
-def open_store(store: Path | None, suite: str, workspace: Path | None) -> Any:
-    """The store to look in; indexes built for it go to the same workspace."""
-    import os
-
+def open_store(store: Path | None, suite: str, workspace: Workspace | None) -> Any:
+    """The store to look in (indexes built for it go to its own workspace, else ``workspace``)."""
     from empiricist.data.store import TokenStore
-
-    if workspace is not None:
-        os.environ["EMPIRICIST_HOME"] = str(workspace)
 
     if store is not None:
         return TokenStore.open(store)
@@ -36,17 +32,17 @@ def open_store(store: Path | None, suite: str, workspace: Path | None) -> Any:
     return Suite(resolve_suite(suite, workspace)).store()
 
 
-def open_ngram(store: Any, build: bool = True, progress: bool = True) -> Any:
+def open_ngram(store: Any, workspace: Workspace | None, build: bool = True, progress: bool = True) -> Any:
     from empiricist.artifacts import is_complete
     from empiricist.lookup import NgramIndex, build_ngram_index, default_ngram_index_path
 
-    path = default_ngram_index_path(store)
+    path = default_ngram_index_path(store, workspace)
     if not is_complete(path):
         if not build:
             from empiricist.errors import ArtifactError
 
             raise ArtifactError(f"no n-gram index for store {store.path}; run `empiricist index build`")
-        build_ngram_index(store, progress=progress)
+        build_ngram_index(store, progress=progress, workspace=workspace)
     return NgramIndex.open(path, store)
 
 
@@ -88,7 +84,7 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[list[str] | None, typer.Option(help="ngram, bm25, minilm, model (default: ngram, bm25)")] = None,
         model: Annotated[str | None, typer.Option(help="model spec for --kind model (default: the suite's largest)")] = None,
         chunk_tokens: Annotated[int | None, typer.Option(help="index chunks of N tokens instead of documents")] = None,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Build (or reuse) the n-gram index and search indexes for a store."""
         from empiricist.lookup import build_search_index
@@ -96,18 +92,19 @@ def register(app: typer.Typer) -> None:
         s = open_store(store, suite, workspace)
         for k in kind or ["ngram", "bm25"]:
             if k == "ngram":
-                console.print(f"ngram: {open_ngram(s, progress=not quiet).path}")
+                console.print(f"ngram: {open_ngram(s, workspace, progress=not quiet).path}")
                 continue
             handle = _model_for(k, model, suite, workspace)
-            path = build_search_index(s, kind=k, chunk_tokens=chunk_tokens, model=handle, progress=not quiet)
+            path = build_search_index(s, kind=k, chunk_tokens=chunk_tokens, model=handle, progress=not quiet,
+                                          workspace=workspace)
             console.print(f"{k}: {path}")
 
     @app.command("count")
     def count_cmd(text: Annotated[str | None, typer.Argument()] = None,
                   ids: Annotated[str | None, typer.Option(help="token ids instead of text")] = None,
-                  store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None) -> None:
+                  store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
         """How often a token sequence occurs in the training data."""
-        idx = open_ngram(open_store(store, suite, workspace))
+        idx = open_ngram(open_store(store, suite, workspace), workspace)
         console.print(idx.count(_query(text, ids)))
 
     @app.command("docs")
@@ -115,10 +112,10 @@ def register(app: typer.Typer) -> None:
                  ids: Annotated[str | None, typer.Option()] = None,
                  max_docs: Annotated[int, typer.Option()] = 10, chars: Annotated[int, typer.Option()] = 120,
                  as_json: JsonOpt = False,
-                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None) -> None:
+                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
         """Training documents containing a token sequence, with their metadata."""
         s = open_store(store, suite, workspace)
-        hits = open_ngram(s).documents(_query(text, ids), max_docs=max_docs)
+        hits = open_ngram(s, workspace).documents(_query(text, ids), max_docs=max_docs)
         if as_json:
             typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1, default=str))
         else:
@@ -127,9 +124,9 @@ def register(app: typer.Typer) -> None:
     @app.command("next")
     def next_cmd(text: Annotated[str | None, typer.Argument()] = None,
                  ids: Annotated[str | None, typer.Option()] = None, top: Annotated[int, typer.Option()] = 10,
-                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None) -> None:
+                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
         """∞-gram next-token distribution: the longest suffix of the query seen in training, and what followed."""
-        idx = open_ngram(open_store(store, suite, workspace))
+        idx = open_ngram(open_store(store, suite, workspace), workspace)
         dist = idx.next_token_distribution(_query(text, ids))
         console.print(f"longest suffix seen: {dist.suffix_len} tokens, {dist.count:,} occurrences"
                       + (" (sampled)" if dist.approx else ""))
@@ -151,13 +148,13 @@ def register(app: typer.Typer) -> None:
         max_freq: Annotated[int, typer.Option(help="drop spans occurring more often than this")] = 1000,
         max_docs: Annotated[int, typer.Option()] = 5,
         as_json: JsonOpt = False,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None,
     ) -> None:
         """Generate with a model (or take --text) and trace verbatim spans of the output to training documents."""
         from empiricist.lookup import trace_text
 
         s = open_store(store, suite, workspace)
-        idx = open_ngram(s)
+        idx = open_ngram(s, workspace)
         if text is None:
             handle = _model_for("model", model, suite, workspace)
             text = generate(handle, prompt, max_new_tokens)
@@ -178,14 +175,14 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[str, typer.Option(help="bm25, minilm or model")] = "bm25",
         model: Annotated[str | None, typer.Option()] = None, k: Annotated[int, typer.Option("-k", "--k")] = 10,
         chars: Annotated[int, typer.Option()] = 120, as_json: JsonOpt = False,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Semantic (FAISS over MiniLM or the model's own states) or lexical (BM25) search of training documents."""
         from empiricist.lookup import SearchIndex, build_search_index
 
         s = open_store(store, suite, workspace)
         handle = _model_for(kind, model, suite, workspace)
-        path = build_search_index(s, kind=kind, model=handle, progress=not quiet)
+        path = build_search_index(s, kind=kind, model=handle, progress=not quiet, workspace=workspace)
         hits = SearchIndex.open(path, s, model=handle).search(query, k=k)
         if as_json:
             typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1, default=str))
@@ -201,7 +198,7 @@ def register(app: typer.Typer) -> None:
                                                     "(0 = any one n-gram, lm-eval's rule)")] = 0.8,
         model: Annotated[list[str] | None, typer.Option(help="models for membership scores (Min-K%, loss, zlib)")] = None,
         out: Annotated[Path | None, typer.Option(help="write per-item JSONL here")] = None,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Per item: longest verbatim overlap, matching n-grams, documents involved; optional membership scores."""
         from empiricist.artifacts import atomic_write_text
@@ -211,11 +208,11 @@ def register(app: typer.Typer) -> None:
 
         rows = [rec for _, rec in iter_records(items)]
         s = open_store(store, suite, workspace)
-        report = contamination_report(rows, s, open_ngram(s, progress=not quiet), n=n, fields=fields.split(","),
+        report = contamination_report(rows, s, open_ngram(s, workspace, progress=not quiet), n=n, fields=fields.split(","),
                                       min_fraction=min_fraction)
         out_rows = [r.to_dict() for r in report]
         for spec in model or []:
-            h = load_model(spec, root=workspace)
+            h = load_model(spec, workspace=workspace)
             for row, m in zip(out_rows, membership_scores(h, rows, fields=fields.split(","), progress=not quiet),
                               strict=True):
                 row[f"membership[{h.name}]"] = m.scores()
@@ -226,7 +223,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"per-item results: {out}")
 
 
-def _model_for(kind: str, spec: str | None, suite: str, workspace: Path | None) -> Any:
+def _model_for(kind: str, spec: str | None, suite: str, workspace: Workspace | None) -> Any:
     if kind != "model":
         return None
     from empiricist.suite.handles import load_model, resolve_suite
@@ -235,7 +232,7 @@ def _model_for(kind: str, spec: str | None, suite: str, workspace: Path | None) 
     if spec is None:
         s = Suite(resolve_suite(suite, workspace))
         spec = f"suite:{s.path}/{s.sizes[-1]}"
-    return load_model(spec, root=workspace)
+    return load_model(spec, workspace=workspace)
 
 
 def generate(handle: Any, prompt: str, max_new_tokens: int) -> str:
@@ -258,7 +255,7 @@ def register_validate(app: typer.Typer) -> None:
         query: Annotated[str, typer.Option(help="'prompt' (cloze + answer) or 'question' (QA form + answer)")] = "prompt",
         membership: Annotated[bool, typer.Option(help="also score membership inference with every suite size")] = True,
         out: Annotated[Path | None, typer.Option(help="write the markdown tables here")] = None,
-        suite: SuiteOpt = "micro", workspace: Workspace = None, quiet: Quiet = False,
+        suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Score tracing, search and contamination detection against the world's ground truth (one table each)."""
         from empiricist.lookup import (
@@ -275,14 +272,14 @@ def register_validate(app: typer.Typer) -> None:
         s = Suite(resolve_suite(suite, workspace))
         store = open_store(None, suite, workspace)
         world = World.open(store.world_path())
-        ngram = open_ngram(store, progress=not quiet)
+        ngram = open_ngram(store, workspace, progress=not quiet)
         retrievers: dict[str, Any] = {}
         for k in kind or ["trace", "bm25", "minilm", "model"]:
             if k == "trace":
                 retrievers["trace"] = ngram
                 continue
             handle = _model_for(k, None, suite, workspace)
-            path = build_search_index(store, kind=k, model=handle, progress=not quiet)
+            path = build_search_index(store, kind=k, model=handle, progress=not quiet, workspace=workspace)
             retrievers[k if k != "model" else f"model ({s.sizes[-1]})"] = SearchIndex.open(path, store, model=handle)
         retrieval = retrieval_groundtruth(world, store, retrievers, max_items=max_items, query=query,
                                           progress=not quiet)

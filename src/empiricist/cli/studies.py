@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,17 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.cli.foundation import Quiet, WorkspaceOpt
 
 console = Console()
 Spec = Annotated[Path, typer.Argument(help="study spec (TOML)")]
 Prepare = Annotated[bool, typer.Option("--prepare", help="build the spec's suite preset (world, store, models) "
                                        "through the pipeline if the workspace lacks it")]
-
-
-def _use_workspace(workspace: Path | None) -> None:
-    if workspace is not None:
-        os.environ["EMPIRICIST_HOME"] = str(workspace)
 
 
 def power_table(report: dict[str, Any]) -> Table:
@@ -136,13 +130,12 @@ def register(app: typer.Typer) -> None:
 
     @study.command("lock")
     def lock_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party signing")],
-                 signer: Annotated[str, typer.Option(help="who signs for it")], workspace: Workspace = None,
+                 signer: Annotated[str, typer.Option(help="who signs for it")], workspace: WorkspaceOpt = None,
                  prepare: Prepare = False) -> None:
         """Sign the spec for one party (the lock is complete once every party has signed)."""
         from empiricist.studies.lock import lock_path, sign
 
-        _use_workspace(workspace)
-        lock = sign(spec, party, signer, root=workspace, prepare=prepare)
+        lock = sign(spec, party, signer, workspace=workspace, prepare=prepare)
         waiting = [p for p in lock["parties"] if p not in {s["party"] for s in lock["signoffs"]}]
         console.print(f"{lock_path(spec)}: signed by {party} ({signer}); spec sha256 {lock['spec_sha256'][:16]}, "
                       f"{len(lock['artifacts'])} artifacts pinned")
@@ -162,12 +155,11 @@ def register(app: typer.Typer) -> None:
                                                                      "<spec>.results/ beside the spec)")] = None,
                 max_items: Annotated[int | None, typer.Option(help="smoke run on the first N items (recorded as a "
                                                               "deviation; not the pre-registered design)")] = None,
-                workspace: Workspace = None, prepare: Prepare = False, quiet: Quiet = False) -> None:
+                workspace: WorkspaceOpt = None, prepare: Prepare = False, quiet: Quiet = False) -> None:
         """Run the evals, decide every control and prediction, write results.json and the report."""
         from empiricist.studies import run_study
 
-        _use_workspace(workspace)
-        run = run_study(spec, out=out, root=workspace, prepare=prepare, progress=not quiet, max_items=max_items)
+        run = run_study(spec, out=out, workspace=workspace, prepare=prepare, progress=not quiet, max_items=max_items)
         r = run.results
         console.print(experiment_table(r) if r.get("kind") == "experiment" else verdict_table(r))
         if r.get("kind") == "experiment":
@@ -191,7 +183,7 @@ def register(app: typer.Typer) -> None:
         fast: Annotated[bool, typer.Option("--fast", help="re-analyse the bundled transcripts only")] = False,
         tolerance: Annotated[float, typer.Option(help="largest difference counted as a match")] = 1e-6,
         out: Annotated[Path | None, typer.Option(help="working folder (default: a new temporary one)")] = None,
-        workspace: Workspace = None, quiet: Quiet = False,
+        workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Re-run a bundled study from scratch (or re-analyse it) and compare every number and verdict."""
         from empiricist.studies import replicate

@@ -97,12 +97,14 @@ class TokenStore:
     def world_path(self) -> Path:
         """The generated world this store was built from (its ground truth): the recorded path, or — since
         that path is relative to where the store was built — the same name in the store's workspace."""
-        from empiricist.artifacts import workspace_of
+        from empiricist.artifacts import Workspace
 
         source = self.manifest.get("source") or {}
         if "world" not in source:
             raise ArtifactError(f"store {self.path} was not built from a generated world: no ground truth")
-        for cand in (Path(source["world"]), workspace_of(self.path) / "worlds" / Path(source["world"]).name):
+        home = Workspace.containing(self.path)
+        cands = [Path(source["world"])] + ([home.root / "worlds" / Path(source["world"]).name] if home else [])
+        for cand in cands:
             if (cand / "facts.jsonl").exists():
                 return cand
         raise ArtifactError(f"the world {source['world']} that store {self.path} was built from is not there")

@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from empiricist.artifacts import atomic_write_json, atomic_write_text, canonical_json, config_hash, workspace
+from empiricist.artifacts import Workspace, atomic_write_json, atomic_write_text, canonical_json, config_hash
 
 
 class ResultCache:
     """Raw outputs of one model under one scoring config, keyed by item hash."""
 
-    def __init__(self, model_hash: str, scoring_key: Mapping[str, Any], root: str | Path | None = None) -> None:
+    def __init__(self, model_hash: str, scoring_key: Mapping[str, Any], workspace: Workspace | str | Path | None = None) -> None:
         self.key = config_hash(dict(scoring_key))
-        self.folder = workspace(root) / "evals" / "cache" / model_hash[:32] / self.key
+        self.folder = Workspace.at(workspace).evals / "cache" / model_hash[:32] / self.key
         self.scoring_key = dict(scoring_key)
         self._entries: dict[str, dict[str, Any]] | None = None
 

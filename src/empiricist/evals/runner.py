@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from empiricist.artifacts import (
+    Workspace,
     building,
     check_replaceable,
     config_hash,
     is_complete,
-    workspace,
     write_manifest,
 )
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
@@ -45,30 +45,33 @@ class EvalRun:
 
 
 # ---------------------------------------------------------------- what to evaluate
-def resolve_tasks(specs: Sequence[str], wrapper: str | None = None, format: str = "auto") -> list[Task]:
+def resolve_tasks(specs: Sequence[str], wrapper: str | None = None, format: str = "auto",
+                  workspace: Workspace | str | Path | None = None) -> list[Task]:
     """``world:<name>`` (the workspace's world) / ``world:<path>:<name>`` / a JSONL file, as tasks."""
     out = []
     for spec in specs:
         if spec.startswith("world:"):
             rest = spec[len("world:"):]
             path, _, name = rest.rpartition(":")
-            world = Path(path) if path else _default_world()
+            world = Path(path) if path else _default_world(workspace)
             out.append(world_tasks(world, [name])[name])
         else:
             out.append(load_task(spec, format=format, wrapper=wrapper))
     return out
 
 
-def _default_world() -> Path:
-    worlds = sorted((workspace() / "worlds").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+def _default_world(workspace: Workspace | str | Path | None = None) -> Path:
+    """The newest world in the workspace."""
+    folder = Workspace.at(workspace).root / "worlds"
+    worlds = sorted(folder.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
     if not worlds:
-        raise ArtifactError(f"no world in {workspace() / 'worlds'}: generate one (`empiricist world generate`) "
+        raise ArtifactError(f"no world in {folder}: generate one (`empiricist world generate`) "
                             "or name it as world:<path>:<eval>")
     return worlds[-1].parent
 
 
 def expand_models(models: Sequence[str] = (), suite: str | None = None, sizes: Sequence[str] | None = None,
-                  checkpoints: Sequence[str] | None = None, root: str | Path | None = None) -> list[str]:
+                  checkpoints: Sequence[str] | None = None, workspace: Workspace | str | Path | None = None) -> list[str]:
     """Model specs: ``models`` as given, plus the suite's sizes (default all) at the chosen checkpoints.
 
     ``checkpoints``: step numbers, ``last`` or ``all`` (default: last).
@@ -81,7 +84,7 @@ def expand_models(models: Sequence[str] = (), suite: str | None = None, sizes: S
     from empiricist.suite.handles import resolve_suite
     from empiricist.suite.suite import Suite
 
-    s = Suite(resolve_suite(suite, root))
+    s = Suite(resolve_suite(suite, workspace))
     for size in sizes or s.sizes:
         have = s.checkpoints(size)
         if not have:
@@ -101,8 +104,9 @@ def expand_models(models: Sequence[str] = (), suite: str | None = None, sizes: S
 
 
 # ---------------------------------------------------------------- contamination
-def suite_contamination(handle: Any) -> tuple[Any, Any] | None:
-    """(store, n-gram index) of a suite model's training corpus, when that index has been built."""
+def suite_contamination(handle: Any, workspace: Workspace | str | Path | None = None) -> tuple[Any, Any] | None:
+    """(store, n-gram index) of a suite model's training corpus, when that index has been built (at its
+    default place: the store's workspace, else ``workspace``)."""
     if handle.provenance.get("source") != "suite":
         return None
     try:
@@ -111,7 +115,7 @@ def suite_contamination(handle: Any) -> tuple[Any, Any] | None:
         from empiricist.suite.suite import Suite
 
         store = Suite(handle.provenance["suite"]).store()
-        path = default_ngram_index_path(store)
+        path = default_ngram_index_path(store, workspace)
         return (store, NgramIndex.open(path, store)) if is_complete(path) else None
     except (ImportError, EmpiricistError):
         return None
@@ -150,11 +154,11 @@ def _split(item: Item) -> str | None:
     return None if value is None else str(value)
 
 
-def evaluate_model(handle: Any, task: Task, scorer: Scorer, *, root: str | Path | None = None,
+def evaluate_model(handle: Any, task: Task, scorer: Scorer, *, workspace: Workspace | str | Path | None = None,
                    chunk_size: int = 64, on_chunk: ChunkCallback | None = None, progress: bool = False,
                    seed: int = 0, label: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Raw outputs for every item of ``task`` (cached ones reused, missing ones computed chunk by chunk)."""
-    cache = ResultCache(handle.model_hash, scorer.cache_key(), root)
+    cache = ResultCache(handle.model_hash, scorer.cache_key(), workspace)
     hashes = [scorer.item_key(it) for it in task.items]
     missing, queued, pending = set(cache.missing(hashes)), set(), []
     for it, h in zip(task.items, hashes, strict=True):
@@ -181,7 +185,7 @@ def run_eval(
     scorer: Scorer | None = None,
     *,
     out: str | Path | None = None,
-    root: str | Path | None = None,
+    workspace: Workspace | str | Path | None = None,
     chunk_size: int = 64,
     contamination: str | bool | Mapping[str, Any] = "auto",
     on_chunk: ChunkCallback | None = None,
@@ -204,15 +208,15 @@ def run_eval(
     scorer = scorer or LoglikScorer()
     rows, specs, names = [], [], {}
     for m in models:
-        handle = m if isinstance(m, ModelHandle) else load_model(str(m), root=root)
+        handle = m if isinstance(m, ModelHandle) else load_model(str(m), workspace=workspace)
         spec = str(m) if not isinstance(m, ModelHandle) else str(handle.provenance.get("path", handle.name))
         specs.append((spec, handle.name, handle.model_hash))
         names[handle.name] = names.get(handle.name, 0) + 1  # a unique display name per model
         label = handle.name if names[handle.name] == 1 else f"{handle.name}#{names[handle.name]}"
         found = (contamination.get("store"), contamination.get("index")) if isinstance(contamination, Mapping) \
-            else suite_contamination(handle) if contamination == "auto" else None
+            else suite_contamination(handle, workspace) if contamination == "auto" else None
         for task in tasks:
-            raws, hashes = evaluate_model(handle, task, scorer, root=root, chunk_size=chunk_size,
+            raws, hashes = evaluate_model(handle, task, scorer, workspace=workspace, chunk_size=chunk_size,
                                           on_chunk=on_chunk, progress=progress, seed=seed, label=label)
             dirty = None if found is None else contaminated_ids(task, found[0], found[1])
             rows += _rows(task, handle, label, spec, scorer, raws, hashes, dirty, seed)
@@ -224,7 +228,7 @@ def run_eval(
     if not write:
         return EvalRun(results, None, None, summary)
     key = {"tasks": [t.hash for t in tasks], "models": [h for _, _, h in specs], "scoring": scorer.config()}
-    folder = Path(out) if out else workspace(root) / "evals" / "runs" / \
+    folder = Path(out) if out else Workspace.at(workspace).evals / "runs" / \
         f"{'+'.join(t.name for t in tasks)}-{config_hash(key)}"
     check_replaceable(folder, KIND)
     with building(folder, overwrite=True) as tmp:

@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from empiricist.artifacts import atomic_path, atomic_write_json, atomic_write_text, building, write_manifest
+from empiricist.artifacts import (
+    Workspace,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    building,
+    write_manifest,
+)
 from empiricist.errors import InputError
 from empiricist.internals.datasets import ProbeDataset
 from empiricist.internals.probes import DEFAULT_REGS, probe_with_control
@@ -25,12 +32,12 @@ COLUMNS = ("model", "step", "site", "layer", "acc", "acc_lo", "acc_hi", "control
            "reg")
 
 
-def checkpoint_specs(suite: str, size: str | None = None, root: str | Path | None = None) -> list[str]:
+def checkpoint_specs(suite: str, size: str | None = None, workspace: Workspace | str | Path | None = None) -> list[str]:
     """``suite:<folder>/<size>@step<N>`` for every finished checkpoint of one size (default: the largest)."""
     from empiricist.suite.handles import resolve_suite
     from empiricist.suite.suite import Suite
 
-    s = Suite(resolve_suite(suite, root))
+    s = Suite(resolve_suite(suite, workspace))
     size = size or s.sizes[-1]
     steps = s.checkpoints(size)
     if not steps:
@@ -63,7 +70,8 @@ def probe_model(handle: Any, dataset: ProbeDataset, sites: str | Sequence[str] =
 
 
 def probe_models(specs: Sequence[str], dataset: ProbeDataset, sites: str | Sequence[str] = "resid", *,
-                 root: str | Path | None = None, progress: bool = True, **kw: Any) -> tuple[list[dict], dict[str, str]]:
+                 workspace: Workspace | str | Path | None = None, progress: bool = True,
+                 **kw: Any) -> tuple[list[dict], dict[str, str]]:
     """Probe rows for every model spec, and each model's weight hash (for the manifest)."""
     from tqdm import tqdm
 
@@ -72,7 +80,7 @@ def probe_models(specs: Sequence[str], dataset: ProbeDataset, sites: str | Seque
     rows: list[dict] = []
     hashes: dict[str, str] = {}
     for spec in tqdm(specs, desc="probe", unit="model", disable=not progress):
-        h = load_model(spec, root=root)
+        h = load_model(spec, workspace=workspace)
         hashes[h.name] = h.model_hash
         rows += probe_model(h, dataset, sites, **kw)
     return rows, hashes
@@ -124,10 +132,11 @@ def rows_csv(rows: list[dict], columns: Sequence[str] = COLUMNS) -> str:
 
 
 def run_probe(specs: Sequence[str], dataset: ProbeDataset, out_dir: str | Path, sites: str | Sequence[str] = "resid",
-              *, overwrite: bool = True, progress: bool = True, root: str | Path | None = None,
+              *, overwrite: bool = True, progress: bool = True,
+              workspace: Workspace | str | Path | None = None,
               **kw: Any) -> tuple[Path, list[dict]]:
     """Probe every model, write results.{json,csv} and heatmap.{png,svg} as a ``probe`` artifact."""
-    rows, hashes = probe_models(specs, dataset, sites, root=root, progress=progress, **kw)
+    rows, hashes = probe_models(specs, dataset, sites, workspace=workspace, progress=progress, **kw)
     config = {"specs": list(specs), "dataset": dataset.name, "sites": sites, **kw}
     with building(out_dir, overwrite=overwrite) as tmp:
         atomic_write_json(tmp / "results.json", {"rows": rows, "dataset": dataset.meta})

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from empiricist.artifacts import read_manifest, verify
+from empiricist.artifacts import Workspace, read_manifest, verify
 from empiricist.errors import ArtifactError, InputError
 from empiricist.lookup.infinigram import DS_FILE, OD_FILE, SA_FILE, load_engine, map_file
 from empiricist.lookup.ngram_build import KIND, default_ngram_index_path, store_inputs
@@ -67,13 +67,14 @@ class NgramIndex:
                                     "(corrupted?)")
 
     @classmethod
-    def open(cls, path: str | Path | None, store: Any, *, verify_files: bool = False) -> NgramIndex:
-        """Open the index at ``path`` (None: the store's default location) for ``store``.
+    def open(cls, path: str | Path | None, store: Any, *, verify_files: bool = False,
+             workspace: Workspace | str | Path | None = None) -> NgramIndex:
+        """Open the index at ``path`` (None: the store's default location, see ``default_ngram_index_path``).
 
         Refuses (ArtifactError) an incomplete folder or an index of another store or tokenizer;
         ``verify_files`` also re-hashes every file against the manifest.
         """
-        path = Path(path) if path is not None else default_ngram_index_path(store)
+        path = Path(path) if path is not None else default_ngram_index_path(store, workspace)
         manifest = read_manifest(path, kind=KIND)
         built, given = manifest.get("inputs", {}), store_inputs(store)
         was_tok, was_store = str(built.get("tokenizer"))[:12], str(built.get("store"))[:12]

@@ -16,11 +16,11 @@ from typing import Any
 
 from empiricist.artifacts import (
     MANIFEST,
+    Workspace,
     building,
     is_complete,
     read_manifest,
     sha256_file,
-    workspace_of,
     write_manifest,
 )
 from empiricist.errors import ArtifactError
@@ -35,20 +35,22 @@ def store_inputs(store: Any) -> dict[str, str]:
     return {"store": sha256_file(Path(store.path) / MANIFEST), "tokenizer": str(store.tokenizer_sha256)}
 
 
-def default_ngram_index_path(store: Any) -> Path:
-    """Default home in the workspace (not inside the store, whose manifest lists every file it holds)."""
-    return workspace_of(store.path) / "indexes" / f"ngram-{store_inputs(store)['store'][:16]}"
+def default_ngram_index_path(store: Any, workspace: Workspace | str | Path | None = None) -> Path:
+    """Default home: the indexes of the store's own workspace (else ``workspace``); not inside the store,
+    whose manifest lists every file it holds."""
+    return Workspace.of(store.path, workspace).indexes / f"ngram-{store_inputs(store)['store'][:16]}"
 
 
 def build_ngram_index(store: Any, out_dir: str | Path | None = None, progress: bool = True, *,
-                      cpus: int | None = None, mem_gib: float = 4.0, overwrite: bool = False) -> Path:
+                      cpus: int | None = None, mem_gib: float = 4.0, overwrite: bool = False,
+                      workspace: Workspace | str | Path | None = None) -> Path:
     """Index ``store`` for n-gram queries; returns the artifact folder.
 
     An existing complete index of this very store is reused (pass ``overwrite=True`` to rebuild); one of
     another store is refused. ``cpus`` parallel indexer jobs (default: all cores), each within about
     ``mem_gib`` GiB, as infini-gram's script does.
     """
-    out = Path(out_dir) if out_dir is not None else default_ngram_index_path(store)
+    out = Path(out_dir) if out_dir is not None else default_ngram_index_path(store, workspace)
     inputs = store_inputs(store)
     if is_complete(out) and not overwrite:
         found = read_manifest(out, kind=KIND)

@@ -19,11 +19,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from empiricist.artifacts import (
+    Workspace,
     building,
     config_hash,
     is_complete,
     read_manifest,
-    workspace_of,
     write_manifest,
 )
 from empiricist.errors import ArtifactError, InputError
@@ -107,9 +107,11 @@ def chunk_store(store: Any, chunk_tokens: int | None, batch_docs: int = 256) -> 
 
 
 def default_search_index_path(store: Any, kind: str, chunk_tokens: int | None = None,
-                              identity: dict[str, Any] | None = None) -> Path:
+                              identity: dict[str, Any] | None = None,
+                              workspace: Workspace | str | Path | None = None) -> Path:
+    """Default home: the indexes of the store's own workspace (else ``workspace``)."""
     key = {"store": store_identity(store), "kind": kind, "chunk_tokens": chunk_tokens, "embedder": identity}
-    return workspace_of(store.path) / "indexes" / f"search-{kind}-{config_hash(key)}"
+    return Workspace.of(store.path, workspace).indexes / f"search-{kind}-{config_hash(key)}"
 
 
 def _embedder_for(kind: str, model: Any) -> Embedder | None:
@@ -122,7 +124,8 @@ def _embedder_for(kind: str, model: Any) -> Embedder | None:
 
 def build_search_index(store: Any, kind: str = "minilm", out_dir: str | Path | None = None,
                        chunk_tokens: int | None = None, model: Any = None, progress: bool = True, *,
-                       stopwords: str | None = "en", overwrite: bool = False) -> Path:
+                       stopwords: str | None = "en", overwrite: bool = False,
+                       workspace: Workspace | str | Path | None = None) -> Path:
     """Build a search index over ``store``; returns the artifact folder (atomic: complete or absent).
 
     ``kind``: ``"minilm"`` (packaged all-MiniLM-L6-v2), ``"model"`` (``model``'s mean-pooled last hidden
@@ -134,7 +137,7 @@ def build_search_index(store: Any, kind: str = "minilm", out_dir: str | Path | N
     embedder = _embedder_for(kind, model)
     identity = embedder.identity if embedder is not None else {"embedder": "bm25", **bm25_settings(stopwords)}
     out = (Path(out_dir) if out_dir is not None
-           else default_search_index_path(store, kind, chunk_tokens, identity))
+           else default_search_index_path(store, kind, chunk_tokens, identity, workspace))
     config = {"format": FORMAT, "kind": kind, "chunk_tokens": chunk_tokens, "embedder": identity}
     inputs = store_identity(store)
     if is_complete(out) and not overwrite:

@@ -10,11 +10,11 @@ Power (``power``)
     check_power(study, n_sims=None) -> {"worlds", "extreme", "flags", ...}: each party's predicted world
     simulated through the exact decision rule; "not at risk" / underpowered flags
 Lock (``lock``)
-    sign(spec, party, signer, root=None) -> lock ; read_lock(spec) ; check_spec(doc, lock, spec)
+    sign(spec, party, signer, workspace=None) -> lock ; read_lock(spec) ; check_spec(doc, lock, spec)
     diff(old, new) -> ["path: old -> new"] ; amend(spec, author, what, why) ; read_amendments(spec)
     LockMismatch (an EmpiricistError with .changes)
 Run (``run``)
-    run_study(spec, out=None, root=None, prepare=False, max_items=None) -> StudyRun(results, folder, report)
+    run_study(spec, out=None, workspace=None, prepare=False, max_items=None) -> StudyRun(results, folder, report)
     analysis.analyse(study, results_table, labels) : controls first, then verdicts with the numbers
 Experiment studies (``experiment``)
     a spec with ``[experiment] kind = "stego"`` takes its data from a registered experiment (the

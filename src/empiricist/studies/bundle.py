@@ -21,7 +21,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from empiricist.artifacts import atomic_write_json, building, config_hash, read_manifest, write_manifest
+from empiricist.artifacts import (
+    Workspace,
+    atomic_write_json,
+    building,
+    config_hash,
+    read_manifest,
+    write_manifest,
+)
 from empiricist.errors import ArtifactError, InputError
 from empiricist.evals.results import Results
 from empiricist.studies import lock as locking
@@ -97,7 +104,7 @@ def open_bundle(path: str | Path, into: Path) -> Path:
     return found[0]
 
 
-def replicate(path: str | Path, *, workspace: str | Path | None = None, fast: bool = False,
+def replicate(path: str | Path, *, workspace: Workspace | str | Path | None = None, fast: bool = False,
               tolerance: float = 1e-6, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Re-run a bundled study and compare every number and verdict with the original."""
     from empiricist.studies.analysis import analyse
@@ -124,19 +131,20 @@ def replicate(path: str | Path, *, workspace: str | Path | None = None, fast: bo
     else:
         from empiricist.studies.run import prepare_run, run_study
 
-        root = Path(workspace) if workspace else work / "workspace"
-        study, _, lock, inputs = prepare_run(spec, root, prepare=True, progress=progress, enforce_lock=False)
+        ws = Workspace.at(workspace if workspace is not None else work / "workspace")
+        study, _, lock, inputs = prepare_run(spec, ws, prepare=True, progress=progress, enforce_lock=False)
         locked = (lock or {}).get("artifacts", {})
         for name, rec in inputs.artifacts.items():
             changes = locking.diff(locked[name]["identity"], rec["identity"]) if name in locked else ["not locked"]
             artifacts.append({"artifact": name, "what": rec["what"], "identical": not changes, "changes": changes})
-        new = run_study(spec, out=work / "results", root=root, enforce_lock=False, progress=progress).results
-        mode = f"fresh evaluation in {root}"
+        new = run_study(spec, out=work / "results", workspace=ws, enforce_lock=False, progress=progress).results
+        mode = f"fresh evaluation in {ws.root}"
     return {"mode": mode, "tolerance": tolerance, "work": str(work), "artifacts": artifacts,
             **compare(original, new, tolerance)}
 
 
-def _replicate_experiment(folder: Path, spec: Path, work: Path, workspace: str | Path | None, fast: bool,
+def _replicate_experiment(folder: Path, spec: Path, work: Path, workspace: Workspace | str | Path | None,
+                          fast: bool,
                           progress: bool) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
     """Re-decide an experiment study from the bundled runs (fast) or re-run its grid (reusing a workspace's)."""
     from empiricist.studies.experiment import decide_study, experiment_artifacts, run_experiment_study
@@ -146,14 +154,15 @@ def _replicate_experiment(folder: Path, spec: Path, work: Path, workspace: str |
     if fast:
         rows = json.loads((folder / "transcripts" / "results.json").read_text())["rows"]
         return decide_study(study, *study.adapter.decide(rows, study.config)), "re-decision of the bundled runs", []
-    root = Path(workspace) if workspace else work / "workspace"
+    ws = Workspace.at(workspace if workspace is not None else work / "workspace")
     locked = (locking.read_lock(spec) or {}).get("artifacts", {})
     artifacts = []
     for name, rec in experiment_artifacts(study).items():
         changes = locking.diff(locked[name]["identity"], rec["identity"]) if name in locked else ["not locked"]
         artifacts.append({"artifact": name, "what": rec["what"], "identical": not changes, "changes": changes})
-    new = run_experiment_study(spec, out=work / "results", root=root, progress=progress, enforce_lock=False).results
-    return new, f"grid run in {root} (reused when one with the same config hash is there)", artifacts
+    new = run_experiment_study(spec, out=work / "results", workspace=ws, progress=progress,
+                               enforce_lock=False).results
+    return new, f"grid run in {ws.root} (reused when one with the same config hash is there)", artifacts
 
 
 def _numbers(p: dict[str, Any]) -> dict[str, float]:

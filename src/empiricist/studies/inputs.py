@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from empiricist.artifacts import config_hash, is_complete, read_manifest, sha256_file, verify
+from empiricist.artifacts import Workspace, config_hash, is_complete, read_manifest, sha256_file, verify
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
 from empiricist.studies.spec import Study
 
@@ -45,7 +45,7 @@ def _artifact(what: str, folder: Path, **extra: Any) -> dict[str, Any]:
     return {"what": what, "path": str(folder), "identity": identity(folder), **extra}
 
 
-def prepare_suite(preset: str, root: str | Path | None, progress: bool = False) -> Path:
+def prepare_suite(preset: str, workspace: Workspace | str | Path | None, progress: bool = False) -> Path:
     """Build (or reuse) a suite preset's world, tokenizer, store and models, via the pipeline."""
     from empiricist.data.store import TokenStore
     from empiricist.pipeline import WORLD_FOR_SUITE, prepare
@@ -54,11 +54,11 @@ def prepare_suite(preset: str, root: str | Path | None, progress: bool = False) 
     from empiricist.world import WorldConfig
 
     cfg = get_preset(preset)
-    prep = prepare(WorldConfig.preset(WORLD_FOR_SUITE[cfg.name]), cfg.vocab_size, root, progress)
-    return Path(train_suite(cfg, TokenStore.open(prep.store), root=root, progress=progress))
+    prep = prepare(WorldConfig.preset(WORLD_FOR_SUITE[cfg.name]), cfg.vocab_size, workspace, progress)
+    return Path(train_suite(cfg, TokenStore.open(prep.store), workspace=workspace, progress=progress))
 
 
-def resolve_inputs(study: Study, root: str | Path | None = None, prepare: bool = False,
+def resolve_inputs(study: Study, workspace: Workspace | str | Path | None = None, prepare: bool = False,
                    progress: bool = False) -> Inputs:
     """Pin every model and task of the study and record the artifacts they come from."""
     from empiricist.suite.config import SUITE_PRESETS
@@ -69,13 +69,13 @@ def resolve_inputs(study: Study, root: str | Path | None = None, prepare: bool =
     suite_dir = None
     if s.suite is not None:
         try:
-            suite_dir = resolve_suite(s.suite, root)
+            suite_dir = resolve_suite(s.suite, workspace)
         except ArtifactError:
             if not (prepare and s.suite in SUITE_PRESETS):
                 hint = " (or pass --prepare to build this preset)" if s.suite in SUITE_PRESETS else ""
                 raise ArtifactError(f"sampling.suite {s.suite!r}: no such suite in the workspace{hint}") from None
         if prepare and s.suite in SUITE_PRESETS and (suite_dir is None or not Suite(suite_dir).complete):
-            suite_dir = prepare_suite(s.suite, root, progress)  # builds, or resumes an interrupted training
+            suite_dir = prepare_suite(s.suite, workspace, progress)  # builds, or resumes an interrupted training
     inputs = Inputs(models={}, tasks={})
     if suite_dir is not None:
         suite = Suite(suite_dir)
@@ -88,7 +88,7 @@ def resolve_inputs(study: Study, root: str | Path | None = None, prepare: bool =
         if m and suite_dir is not None and m["suite"] == s.suite:
             spec = f"suite:{suite_dir}/{m['size']}" + (f"@step{m['step']}" if m["step"] else "")
         try:
-            prov = resolve(spec, root=root)
+            prov = resolve(spec, workspace=workspace)
         except EmpiricistError as e:
             raise ArtifactError(f"sampling.models.{alias} ({s.models[alias]}): {e}") from None
         if prov["source"] == "suite":
@@ -107,7 +107,7 @@ def resolve_inputs(study: Study, root: str | Path | None = None, prepare: bool =
                                                  "identity": {"hub_id": spec}}
         inputs.models[alias] = pinned
     for alias, source in s.tasks.items():
-        inputs.tasks[alias] = _task_source(study, alias, source, inputs, root)
+        inputs.tasks[alias] = _task_source(study, alias, source, inputs, workspace)
     return inputs
 
 
@@ -128,13 +128,13 @@ def _folder_identity(folder: Path) -> dict[str, Any]:
                       if p.is_file()}}
 
 
-def _task_source(study: Study, alias: str, source: str, inputs: Inputs, root: str | Path | None) -> str:
+def _task_source(study: Study, alias: str, source: str, inputs: Inputs, workspace: Workspace | str | Path | None) -> str:
     kind, _, rest = source.partition(":")
     if kind == "shuffled":
         return source
     if kind == "world":
         path, _, name = rest.rpartition(":")
-        world = Path(path) if path else inputs.world or _workspace_world(root)
+        world = Path(path) if path else inputs.world or _workspace_world(workspace)
         if not any(r["what"] == "world" and Path(r["path"]) == world for r in inputs.artifacts.values()):
             key = "world" if "world" not in inputs.artifacts else f"world:{alias}"
             inputs.artifacts[key] = _artifact("world", world)
@@ -149,13 +149,12 @@ def _task_source(study: Study, alias: str, source: str, inputs: Inputs, root: st
     return str(path)
 
 
-def _workspace_world(root: str | Path | None) -> Path:
+def _workspace_world(workspace: Workspace | str | Path | None) -> Path:
     """The newest world in the workspace (what ``world:<eval>`` means without a suite)."""
-    from empiricist.artifacts import workspace
-
-    worlds = sorted((workspace(root) / "worlds").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    folder = Workspace.at(workspace).root / "worlds"
+    worlds = sorted(folder.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
     if not worlds:
-        raise ArtifactError(f"no world in {workspace(root) / 'worlds'}: name a suite (sampling.suite) or a world "
+        raise ArtifactError(f"no world in {folder}: name a suite (sampling.suite) or a world "
                             "path (world:<path>:<eval>)")
     return worlds[-1].parent
 

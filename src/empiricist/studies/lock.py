@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import (
+    Workspace,
     atomic_write_json,
     atomic_write_text,
     canonical_json,
@@ -166,7 +167,7 @@ def check_artifacts(lock: dict[str, Any], current: dict[str, dict[str, Any]]) ->
         raise LockMismatch("the data or models changed since the study was locked", changes)
 
 
-def sign(spec: str | Path, party: str, signer: str, root: str | Path | None = None, prepare: bool = False
+def sign(spec: str | Path, party: str, signer: str, workspace: Workspace | str | Path | None = None, prepare: bool = False
          ) -> dict[str, Any]:
     """Add ``party``'s sign-off (creating the lock on the first one); returns the lock."""
     from empiricist.studies.inputs import resolve_inputs
@@ -183,7 +184,7 @@ def sign(spec: str | Path, party: str, signer: str, root: str | Path | None = No
 
         current = experiment_artifacts(study)  # type: ignore[arg-type]
     else:
-        current = resolve_inputs(study, root, prepare=prepare).artifacts
+        current = resolve_inputs(study, workspace, prepare=prepare).artifacts
     if lock is None:
         lock = {"study": study.id, "spec_file": spec.name, "spec_sha256": spec_sha256(doc), "spec": doc,
                 "code": code_version(), "environment": package_versions(), "artifacts": current,

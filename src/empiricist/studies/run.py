@@ -8,11 +8,8 @@ runs with all transcripts (``evals/seed<N>/``).
 from __future__ import annotations
 
 import dataclasses
-import os
 import platform
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from empiricist.artifacts import (
+    Workspace,
     atomic_write_json,
     building,
     check_replaceable,
@@ -54,24 +52,7 @@ def environment() -> dict[str, Any]:
             "machine": platform.machine()}
 
 
-@contextmanager
-def _home(root: str | Path | None) -> Iterator[None]:
-    """``root`` as $EMPIRICIST_HOME while evaluating: the contamination lookup finds indexes by it."""
-    old = os.environ.get("EMPIRICIST_HOME")
-    if root is not None:
-        os.environ["EMPIRICIST_HOME"] = str(root)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("EMPIRICIST_HOME", None)
-        else:
-            os.environ["EMPIRICIST_HOME"] = old
-
-
-
-
-def prepare_run(spec: str | Path, root: str | Path | None = None, prepare: bool = False, progress: bool = False,
+def prepare_run(spec: str | Path, workspace: Workspace | str | Path | None = None, prepare: bool = False, progress: bool = False,
                 enforce_lock: bool = True) -> tuple[Study, dict[str, Any], dict[str, Any] | None, Inputs]:
     """Read and check everything a run needs before any model runs: spec vs lock, inputs vs lock."""
     spec = Path(spec)
@@ -83,7 +64,7 @@ def prepare_run(spec: str | Path, root: str | Path | None = None, prepare: bool 
     if lock is not None:
         locking.check_spec(doc, lock, spec)  # before validation: an edit is named even if it broke the spec
     study = parse_spec(doc, spec)
-    inputs = resolve_inputs(study, root, prepare=prepare, progress=progress)
+    inputs = resolve_inputs(study, workspace, prepare=prepare, progress=progress)
     if lock is not None and enforce_lock:
         locking.check_artifacts(lock, inputs.artifacts)
     problems = check_files(inputs.artifacts)
@@ -92,7 +73,7 @@ def prepare_run(spec: str | Path, root: str | Path | None = None, prepare: bool 
     return study, doc, lock, inputs
 
 
-def run_study(spec: str | Path, *, out: str | Path | None = None, root: str | Path | None = None,
+def run_study(spec: str | Path, *, out: str | Path | None = None, workspace: Workspace | str | Path | None = None,
               prepare: bool = False, progress: bool = False, max_items: int | None = None,
               enforce_lock: bool = True) -> StudyRun:
     """Run a study end to end; ``max_items`` (a smoke run) is recorded as a deviation from the plan."""
@@ -106,8 +87,8 @@ def run_study(spec: str | Path, *, out: str | Path | None = None, root: str | Pa
         if max_items is not None:
             raise InputError("--max-items applies to eval studies; an experiment study runs its grid",
                              field="max_items")
-        return run_experiment_study(spec, out=out, root=root, progress=progress, enforce_lock=enforce_lock)
-    study, doc, lock, inputs = prepare_run(spec, root, prepare, progress, enforce_lock)
+        return run_experiment_study(spec, out=out, workspace=workspace, progress=progress, enforce_lock=enforce_lock)
+    study, doc, lock, inputs = prepare_run(spec, workspace, prepare, progress, enforce_lock)
     amendments = locking.read_amendments(spec)
     tasks = load_tasks(study, inputs)
     deviations = _deviations(study, tasks, max_items)
@@ -121,9 +102,8 @@ def run_study(spec: str | Path, *, out: str | Path | None = None, root: str | Pa
     with building(folder, overwrite=True) as tmp:
         tables = []
         for seed in s.seeds:
-            with _home(root):
-                run = run_eval(list(tasks.values()), specs, scorer, out=tmp / "evals" / f"seed{seed}", root=root,
-                               seed=seed, progress=progress, title=f"study {study.id}: evals (seed {seed})")
+            run = run_eval(list(tasks.values()), specs, scorer, out=tmp / "evals" / f"seed{seed}", workspace=workspace,
+                           seed=seed, progress=progress, title=f"study {study.id}: evals (seed {seed})")
             tables.append(run.results.table)
         results = Results(pa.concat_tables(tables))
         labels = _labels(results, inputs)

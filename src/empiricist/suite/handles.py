@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from empiricist.artifacts import config_hash, is_complete, read_manifest, sha256_file, workspace
+from empiricist.artifacts import Workspace, config_hash, is_complete, read_manifest, sha256_file
 from empiricist.errors import ArtifactError, EmpiricistError
 
 _SUITE_SPEC = re.compile(r"^suite:(?P<suite>.+?)/(?P<size>[^/@]+)(?:@(?:step)?(?P<step>\d+))?$")
@@ -41,12 +41,12 @@ class ModelHandle:
         return str(self.provenance.get("weights_sha256") or config_hash(self.provenance))
 
 
-def resolve_suite(name_or_path: str, root: str | Path | None = None) -> Path:
+def resolve_suite(name_or_path: str, workspace: Workspace | str | Path | None = None) -> Path:
     """A suite folder from a path or a name (the newest suite in the workspace whose folder starts with it)."""
     p = Path(name_or_path)
     if (p / "suite.json").exists():
         return p
-    folder = workspace(root) / "suites"
+    folder = Workspace.at(workspace).root / "suites"
     matches = sorted(folder.glob(f"{name_or_path}*"), key=lambda q: q.stat().st_mtime) if folder.exists() else []
     matches = [m for m in matches if (m / "suite.json").exists()]
     if not matches:
@@ -54,13 +54,13 @@ def resolve_suite(name_or_path: str, root: str | Path | None = None) -> Path:
     return matches[-1]
 
 
-def resolve(spec: str, *, step: int | None = None, root: str | Path | None = None) -> dict[str, Any]:
+def resolve(spec: str, *, step: int | None = None, workspace: Workspace | str | Path | None = None) -> dict[str, Any]:
     """Turn a spec into a location plus provenance, without loading weights."""
     m = _SUITE_SPEC.match(spec)
     if m:
         from empiricist.suite.suite import Suite
 
-        suite = Suite(resolve_suite(m["suite"], root))
+        suite = Suite(resolve_suite(m["suite"], workspace))
         want = step if step is not None else (int(m["step"]) if m["step"] else None)
         path = suite.checkpoint_path(m["size"], want)
         info = json.loads((path / "empiricist.json").read_text())
@@ -100,7 +100,7 @@ def load_model(
     revision: str | None = None,
     step: int | None = None,
     dtype: torch.dtype = torch.float32,
-    root: str | Path | None = None,
+    workspace: Workspace | str | Path | None = None,
     tokenizer: str | Path | None = None,
 ) -> ModelHandle:
     """Load any HF causal LM (suite / local folder / hub id) with its tokenizer; eval mode, on CPU."""
@@ -109,7 +109,7 @@ def load_model(
     from empiricist.suite.model import quiet_transformers
 
     quiet_transformers()
-    prov = resolve(spec, step=step, root=root)
+    prov = resolve(spec, step=step, workspace=workspace)
     if revision is not None and prov["source"] == "suite":
         raise EmpiricistError("use @step<N> (or step=) for suite models; revision= is for hub models")
     location = prov.get("path") or prov["hub_id"]

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import (
+    Workspace,
     atomic_write_json,
     config_hash,
     is_complete,
     read_manifest,
-    workspace,
     write_manifest,
 )
 from empiricist.data.order import TrainingOrder
@@ -35,9 +35,9 @@ def _open_store(path: str | Path) -> Any:
     return TokenStore.open(path)
 
 
-def suite_path(config: SuiteConfig, store: Any, root: str | Path | None = None) -> Path:
+def suite_path(config: SuiteConfig, store: Any, workspace: Workspace | str | Path | None = None) -> Path:
     key = config_hash({"suite": config.to_dict(), "store": store.fingerprint})
-    return workspace(root) / "suites" / f"{config.name}-{key}"
+    return Workspace.at(workspace).suites / f"{config.name}-{key}"
 
 
 def train_suite(
@@ -46,12 +46,12 @@ def train_suite(
     out_dir: str | Path | None = None,
     *,
     sizes: Iterable[str] | None = None,
-    root: str | Path | None = None,
+    workspace: Workspace | str | Path | None = None,
     progress: bool = True,
     on_step: StepCallback | None = None,
 ) -> Path:
     """Train every size (or the named ones) on the same order; resumes and skips finished models."""
-    out = Path(out_dir) if out_dir else suite_path(config, store, root)
+    out = Path(out_dir) if out_dir else suite_path(config, store, workspace)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"config": config.to_dict(), "store_path": str(Path(store.path).resolve()),
             "store_hash": store.fingerprint, "vocab_size": store.vocab_size}
@@ -133,6 +133,6 @@ class Suite:
         return read_loss_curve(self.model_dir(size))
 
 
-def find_suites(root: str | Path | None = None) -> list[Path]:
-    folder = workspace(root) / "suites"
+def find_suites(workspace: Workspace | str | Path | None = None) -> list[Path]:
+    folder = Workspace.at(workspace).root / "suites"
     return sorted(p for p in folder.iterdir() if (p / "suite.json").exists()) if folder.exists() else []

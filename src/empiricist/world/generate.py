@@ -33,11 +33,12 @@ CHARS_PER_TOKEN = 4  # the token estimate used for budgets and stats
 _DOC_CODE = 10**9  # doc code = subset index * _DOC_CODE + position within the subset
 
 
-def default_world_path(config: WorldConfig, workspace: Path | str | None = None) -> Path:
-    return artifacts.workspace(workspace) / "worlds" / f"world-{artifacts.config_hash(config.to_dict())}"
+def default_world_path(config: WorldConfig, workspace: artifacts.Workspace | str | Path | None = None) -> Path:
+    return artifacts.Workspace.at(workspace).worlds / f"world-{artifacts.config_hash(config.to_dict())}"
 
 
-def generate_world(config: WorldConfig, out_dir: Path | str | None = None, workspace: Path | str | None = None,
+def generate_world(config: WorldConfig, out_dir: Path | str | None = None,
+                   workspace: artifacts.Workspace | str | Path | None = None,
                    progress: bool = True) -> Path:
     """Build the world for ``config`` (or return it if already complete) and return its folder."""
     final = Path(out_dir) if out_dir is not None else default_world_path(config, workspace)

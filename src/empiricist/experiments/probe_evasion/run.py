@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from empiricist.artifacts import (
+    Workspace,
     atomic_write_json,
     atomic_write_text,
     building,
     config_hash,
-    workspace,
     write_manifest,
 )
 from empiricist.experiments.probe_evasion.analysis import dominant_frequency, generalisation_step, posthoc
@@ -76,16 +76,16 @@ def _rows(cfg: StegoConfig, trained: Trained, k_star: np.ndarray) -> tuple[list[
     return rows, curves
 
 
-def default_out(cfg: StegoConfig, root: str | Path | None = None) -> Path:
-    return workspace(root) / "stego" / f"{cfg.name}-{config_hash(cfg.to_dict())}"
+def default_out(cfg: StegoConfig, workspace: Workspace | str | Path | None = None) -> Path:
+    return Workspace.at(workspace).dir("stego") / f"{cfg.name}-{config_hash(cfg.to_dict())}"
 
 
 def run_stego_grid(config: StegoConfig | str = "default", out_dir: str | Path | None = None, progress: bool = True,
-                   *, overwrite: bool = False, root: str | Path | None = None,
+                   *, overwrite: bool = False, workspace: Workspace | str | Path | None = None,
                    command: str = "empiricist stego run") -> StegoResults:
     """Train and analyse the grid; write results.json, runs.csv, cells.csv, plots and summary.{md,html}."""
     cfg = get_grid(config) if isinstance(config, str) else config
-    out = Path(out_dir) if out_dir is not None else default_out(cfg, root)
+    out = Path(out_dir) if out_dir is not None else default_out(cfg, workspace)
     threads_before = torch.get_num_threads()
     threads = cfg.threads or len(os.sched_getaffinity(0))  # as the suite trainer does (0 = every core)
     torch.set_num_threads(threads)

@@ -11,7 +11,9 @@ from test_studies import LABELS, base_spec, study_results
 
 from empiricist.studies import parse_spec
 from empiricist.studies.report import render_study_report, write_study_report
-from empiricist.studies.run import results_document
+from empiricist.studies.analysis import analyse
+from empiricist.studies.eval_kind import eval_body
+from empiricist.studies.protocol import results_document
 
 page = test_report_browser.page  # the module-scoped browser page fixture
 
@@ -21,7 +23,8 @@ def evil_report_data() -> dict:
     doc["parties"][0]["position"] = EVIL
     doc["study"]["question"] = EVIL
     study = parse_spec(doc)
-    return results_document(study, doc, study_results(0.3, 0.8, evil=EVIL), LABELS,
+    return results_document(study, doc, eval_body(study, LABELS), analyse(study, study_results(0.3, 0.8, evil=EVIL),
+                                                                          LABELS),
                             amendments=[{"date": "2026-01-01", "author": EVIL, "what": "w", "why": EVIL, "prev": ""}])
 
 

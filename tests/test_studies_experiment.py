@@ -21,7 +21,7 @@ from test_studies import EXAMPLES, dump_toml
 from test_studies_run import _leaves, _mutate, _name
 
 from empiricist.errors import InputError
-from empiricist.internals.stego import GRIDS, predictions
+from empiricist.experiments.probe_evasion import GRIDS, predictions
 from empiricist.stats import mean_ci
 from empiricist.studies import (
     LockMismatch,
@@ -29,12 +29,24 @@ from empiricist.studies import (
     ledger,
     load_spec,
     parse_spec,
+    kind_of,
+    migrate_lock,
+    read_lock,
     read_toml,
     replicate,
     run_study,
     sign,
 )
-from empiricist.studies.experiment import ExperimentStudy, decide_study, experiment_check, prepare_experiment
+from empiricist.studies.experiment import ExperimentStudy, decide_study
+from empiricist.studies.run import prepare_run
+
+
+def experiment_check(study: Any) -> dict[str, Any]:
+    return kind_of(study).check(study)
+
+
+def prepare_experiment(spec: Path) -> Any:
+    return prepare_run(spec)
 
 CI_SPEC = EXAMPLES / "probe_evasion_ci.toml"
 SRC = Path(__file__).resolve().parents[1] / "src" / "empiricist"
@@ -223,10 +235,78 @@ def test_a_changed_grid_default_or_rule_is_named(locked, monkeypatch):
     prepare_experiment(locked)
 
 
-def test_internals_never_import_studies():
-    offenders = [str(p.relative_to(SRC)) for p in (SRC / "internals").rglob("*.py")
-                 if re.search(r"^\s*(from|import) empiricist\.studies", p.read_text(), re.MULTILINE)]
-    assert offenders == []
+def test_internals_never_import_studies_and_studies_never_import_experiments():
+    def offenders(package: str, pattern: str) -> list[str]:
+        return [str(p.relative_to(SRC)) for p in (SRC / package).rglob("*.py")
+                if re.search(rf"^\s*(from|import) empiricist\.{pattern}", p.read_text(), re.MULTILINE)]
+
+    assert offenders("internals", "studies") == [] and offenders("internals", "experiments") == []
+    assert offenders("studies", "experiments") == []
+    assert (SRC / "experiments" / "__init__.py").read_text().count("import") == 1  # a docstring only
+
+
+def test_a_spec_may_name_the_experiment_by_its_new_name_or_its_alias():
+    doc = read_toml(CI_SPEC)
+    doc["experiment"]["kind"] = "probe_evasion"
+    renamed = parse_spec(doc)
+    assert renamed.adapter is parse_spec(read_toml(CI_SPEC)).adapter and renamed.experiment == "probe_evasion"
+
+
+# ---------------------------------------------------------------- migrating the lock written before the move
+@pytest.fixture
+def old_lock(tmp_path) -> Path:
+    """The shipped default study's lock as it was signed, when the rule lived in empiricist.internals.stego."""
+    spec = tmp_path / "probe_evasion.toml"
+    shutil.copy(EXAMPLES / "probe_evasion.toml", spec)
+    lock = read_lock(EXAMPLES / "probe_evasion.toml")
+    lock["artifacts"] = lock["migrations"][0]["previous_artifacts"]
+    del lock["migrations"]
+    (tmp_path / "probe_evasion.lock.json").write_text(json.dumps(lock))
+    return spec
+
+
+def test_the_shipped_lock_verifies_and_records_its_migration():
+    prepare_run(EXAMPLES / "probe_evasion.toml")  # spec and experiment as locked
+    lock = read_lock(EXAMPLES / "probe_evasion.toml")
+    (entry,) = lock["migrations"]
+    assert entry["why"] == "moved: empiricist.internals.stego -> empiricist.experiments.probe_evasion"
+    assert entry["command"] == "empiricist study migrate-lock probe_evasion.toml"
+    old = entry["previous_artifacts"]["experiment:stego"]["identity"]
+    new = lock["artifacts"]["experiment:stego"]["identity"]
+    assert old["rule_source_sha256"] != new["rule_source_sha256"] and old["decision_rule"] == new["decision_rule"]
+    assert {k for k in old if old[k] != new[k]} == {"analysis", "rule_source_sha256"}
+    assert lock["complete"] and len(lock["signoffs"]) == 2 and migrate_lock(EXAMPLES / "probe_evasion.toml")[
+        "migrated"] is False
+
+
+def test_migrate_lock_rewrites_an_old_lock_after_checking_it_exactly(old_lock):
+    with pytest.raises(LockMismatch, match="rule_source_sha256"):
+        prepare_run(old_lock)
+    before = read_lock(old_lock)
+    res = migrate_lock(old_lock)
+    assert res["migrated"] and any("rule_source_sha256" in c for c in res["changes"])
+    after = read_lock(old_lock)
+    assert after["migrations"][0]["previous_artifacts"] == before["artifacts"]
+    assert {k: v for k, v in after.items() if k not in ("artifacts", "migrations")} == before
+    prepare_run(old_lock)
+    assert migrate_lock(old_lock)["migrated"] is False
+
+
+def test_migrate_lock_refuses_any_change_beyond_the_move(old_lock, monkeypatch):
+    lock = read_lock(old_lock)
+    ident = lock["artifacts"]["experiment:stego"]["identity"]
+    ident["rule_source_sha256"] = "0" * 64  # a rule whose source was edited, not just moved
+    (old_lock.parent / "probe_evasion.lock.json").write_text(json.dumps(lock))
+    with pytest.raises(LockMismatch, match="beyond the declared code moves.*\n.*rule_source_sha256"):
+        migrate_lock(old_lock)
+    lock["artifacts"]["experiment:stego"]["identity"]["rule_source_sha256"] = \
+        read_lock(EXAMPLES / "probe_evasion.toml")["migrations"][0]["previous_artifacts"]["experiment:stego"][
+            "identity"]["rule_source_sha256"]
+    (old_lock.parent / "probe_evasion.lock.json").write_text(json.dumps(lock))
+    monkeypatch.setitem(GRIDS, "default", GRIDS["default"].replace(cost_rel=0.3))  # a changed default is no move
+    with pytest.raises(LockMismatch, match="config.cost_rel: 0.25 -> 0.3"):
+        migrate_lock(old_lock)
+    assert "migrations" not in read_lock(old_lock)
 
 
 # ---------------------------------------------------------------- end to end on the reduced grid

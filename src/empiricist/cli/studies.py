@@ -52,43 +52,67 @@ def verdict_table(results: dict[str, Any]) -> Table:
 
 def experiment_table(results: dict[str, Any]) -> Table:
     """Verdicts of an experiment study: controls, each party's predictions with their numbers, the parties."""
-    from empiricist.studies.experiment_report import _part
+    from empiricist.studies.experiment_report import part_text
 
     table = Table(title=f"study {results['study']}: {results['status']} (experiment {results['experiment']}, "
                         f"config {results['config_hash']})")
     for col in ("party", "prediction", "cell", "mean [95% CI over runs] (rule)", "verdict"):
         table.add_column(col)
     for c in results["controls"]:
-        table.add_row("control", c["id"], "λ = 0", "\n".join(_part(p) for p in c["parts"]), c["verdict"])
+        table.add_row("control", c["id"], c["cell"], "\n".join(part_text(p) for p in c["parts"]), c["verdict"])
     for p in results["predictions"]:
-        table.add_row(p["party"], f"{p['id']} ({p['test']})", f"{p['variant']}, λ={p['lam']:g}",
-                      "\n".join(_part(q) for q in p["parts"]), p["verdict"])
+        table.add_row(p["party"], f"{p['id']} ({p['test']})", p["cell"], "\n".join(part_text(q) for q in p["parts"]),
+                      p["verdict"])
     for p in results["parties"]:
         table.add_row(p["name"], f"[bold]{p['combine']}[/bold]", "", "", f"[bold]{p['final']}[/bold]")
     return table
 
 
-def _check_experiment(s: Any) -> None:
-    from empiricist.studies.experiment import experiment_check
-    from empiricist.studies.logic import to_text
+def _print_verdicts(r: dict[str, Any]) -> None:
+    console.print(verdict_table(r))
 
-    rep = experiment_check(s)
-    console.print(f"experiment {s.experiment}, grid {s.grid} (config hash {rep['config_hash']}): {rep['n_runs']} "
-                  f"runs of {rep['steps']} steps, {rep['seeds']} seeds. Power is not simulated for an experiment "
-                  "(the grid is the costly part); the rule's intervals are over seeds.")
-    for p in s.parties:
-        preds = ", ".join(f"{q.id} = {q.test} at {q.variant}, λ={q.lam:g}" for q in p.predictions)
-        console.print(f"party {p.name}: {p.position}\n  predicts {preds}; combined: {to_text(p.combine)}")
-    for flag in rep["flags"]:
+
+def _print_experiment(r: dict[str, Any]) -> None:
+    console.print(experiment_table(r))
+    g = r["grid"]
+    console.print(f"grid: {g['path']} ({'reused' if g['reused'] else 'trained'}, {g['n_runs']} runs)")
+
+
+def _print_power(report: dict[str, Any]) -> None:
+    console.print(power_table(report))
+    for flag in report["flags"]:
+        console.print(f"[red]{flag}[/red]" if flag.startswith(("NOT AT RISK", "CANNOT", "EXPECT", "CONTROLS CAN"))
+                      else f"[yellow]{flag}[/yellow]")
+    if not report["flags"]:
+        console.print("[green]every party is at risk and the design has the planned power[/green]")
+
+
+def _print_plan(report: dict[str, Any]) -> None:
+    console.print(f"experiment {report['experiment']}, grid {report['grid']} (config hash {report['config_hash']}): "
+                  f"{report['plan']}. Power is not simulated for an experiment (the grid is the costly part); the "
+                  "rule's intervals are over seeds.")
+    for p in report["parties"]:
+        console.print(f"party {p['name']}: {p['position']}\n  predicts {p['predicts']}; combined: {p['combine']}")
+    for flag in report["flags"]:
         console.print(f"[red]{flag}[/red]" if flag.startswith(("NOT AT RISK", "CANNOT")) else f"[yellow]{flag}[/yellow]")
-    if not rep["flags"]:
+    if not report["flags"]:
         console.print("[green]every party is at risk[/green]")
+
+
+# How each study kind's check report and results print (presentation only; the numbers come from the kind).
+CHECK_PRINTERS = {"eval": _print_power, "experiment": _print_plan}
+RESULT_PRINTERS = {"eval": _print_verdicts, "experiment": _print_experiment}
+
+
+def load_experiments() -> None:
+    """Register the shipped experiments (the CLI's edge is where plug-ins are imported; docs/design.md)."""
+    import empiricist.experiments.probe_evasion  # noqa: F401
 
 
 def _lock_state(spec: Path) -> None:
     """Say whether the spec is locked and, if it changed since, what changed."""
     from empiricist.studies.lock import LockMismatch, check_spec, lock_status, read_lock
-    from empiricist.studies.spec import read_toml
+    from empiricist.studies.fields import read_toml
 
     lock = read_lock(spec)
     console.print(f"lock: {lock_status(lock)}")
@@ -108,8 +132,9 @@ def register(app: typer.Typer) -> None:
                                                                       "(default: the spec's power.n_sims)")] = None,
                   ) -> None:
         """Validate a spec and simulate its power in each party's predicted world."""
-        from empiricist.studies import check_power, load_spec
+        from empiricist.studies import kind_of, load_spec
 
+        load_experiments()
         s = load_spec(spec)
         console.print(f"[bold]{s.id}[/bold]: valid spec, {len(s.parties)} part{'y' if len(s.parties) == 1 else 'ies'}"
                       f" ({'adversarial collaboration' if s.adversarial else 'single party'}), "
@@ -117,24 +142,18 @@ def register(app: typer.Typer) -> None:
         for w in s.warnings:
             console.print(f"[yellow]warning:[/yellow] {w}")
         _lock_state(spec)
-        if hasattr(s, "experiment"):
-            _check_experiment(s)
-            return
-        report = check_power(s, n_sims=sims)
-        console.print(power_table(report))
-        for flag in report["flags"]:
-            console.print(f"[red]{flag}[/red]" if flag.startswith(("NOT AT RISK", "CANNOT", "EXPECT", "CONTROLS CAN"))
-                          else f"[yellow]{flag}[/yellow]")
-        if not report["flags"]:
-            console.print("[green]every party is at risk and the design has the planned power[/green]")
+        report = kind_of(s).check(s, n_sims=sims)
+        CHECK_PRINTERS[report["kind"]](report)
 
     @study.command("lock")
     def lock_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party signing")],
                  signer: Annotated[str, typer.Option(help="who signs for it")], workspace: WorkspaceOpt = None,
                  prepare: Prepare = False) -> None:
         """Sign the spec for one party (the lock is complete once every party has signed)."""
-        from empiricist.studies.lock import lock_path, sign
+        from empiricist.studies.lock import lock_path
+        from empiricist.studies.signing import sign
 
+        load_experiments()
         lock = sign(spec, party, signer, workspace=workspace, prepare=prepare)
         waiting = [p for p in lock["parties"] if p not in {s["party"] for s in lock["signoffs"]}]
         console.print(f"{lock_path(spec)}: signed by {party} ({signer}); spec sha256 {lock['spec_sha256'][:16]}, "
@@ -159,21 +178,35 @@ def register(app: typer.Typer) -> None:
         """Run the evals, decide every control and prediction, write results.json and the report."""
         from empiricist.studies import run_study
 
+        load_experiments()
         run = run_study(spec, out=out, workspace=workspace, prepare=prepare, progress=not quiet, max_items=max_items)
         r = run.results
-        console.print(experiment_table(r) if r.get("kind") == "experiment" else verdict_table(r))
-        if r.get("kind") == "experiment":
-            g = r["grid"]
-            console.print(f"grid: {g['path']} ({'reused' if g['reused'] else 'trained'}, {g['n_runs']} runs)")
+        RESULT_PRINTERS[r["kind"]](r)
         style = "bold red" if not r["controls_passed"] else "bold"
         console.print(f"[{style}]{r['outcome']}[/{style}]")
         console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}")
+
+    @study.command("migrate-lock")
+    def migrate_cmd(spec: Spec, workspace: WorkspaceOpt = None) -> None:
+        """Rewrite an old lock whose pinned code only moved (verified exactly; the migration is recorded)."""
+        from empiricist.studies.lock import lock_path
+        from empiricist.studies.signing import migrate_lock
+
+        load_experiments()
+        res = migrate_lock(spec, workspace=workspace)
+        if not res["migrated"]:
+            console.print(f"{lock_path(spec)}: already current, nothing to migrate")
+            return
+        console.print(f"{lock_path(spec)}: migrated ({res['lock']['migrations'][-1]['why']}); the lock now pins:")
+        for change in res["changes"]:
+            console.print(f"  {change}", markup=False)
 
     @study.command("bundle")
     def bundle_cmd(spec: Spec, out: Annotated[Path | None, typer.Option(help="bundle folder")] = None) -> None:
         """Write a replication bundle (folder and .tar.gz) of a study that has run."""
         from empiricist.studies import bundle
 
+        load_experiments()
         folder, archive = bundle(spec, out=out)
         console.print(f"bundle: {folder}\narchive: {archive}")
 
@@ -188,6 +221,7 @@ def register(app: typer.Typer) -> None:
         """Re-run a bundled study from scratch (or re-analyse it) and compare every number and verdict."""
         from empiricist.studies import replicate
 
+        load_experiments()
         rep = replicate(path, workspace=workspace, fast=fast, tolerance=tolerance, out=out, progress=not quiet)
         table = Table(title=f"replication ({rep['mode']}; tolerance {tolerance:g})")
         for col in ("party", "prediction", "max |diff|", "numbers", "verdict", "replicated verdict"):
@@ -216,6 +250,7 @@ def register(app: typer.Typer) -> None:
         """Claims with the studies that tested them, their verdicts and open challenges."""
         from empiricist.studies import ledger
 
+        load_experiments()
         led = ledger(folder)
         if as_json:
             typer.echo(json.dumps(led, indent=1, default=str))

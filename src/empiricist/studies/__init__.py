@@ -2,37 +2,45 @@
 
 A study is one TOML spec (see docs/studies.md): the question and the claim it tests, one or more parties
 (two or more: an adversarial collaboration) each with machine-checkable predictions combined by an
-and/or/not expression, the sampling and analysis plans, positive and negative controls.
+and/or/not expression, the plan, positive and negative controls. Its *kind* says where the data come
+from: an eval study (``[sampling]``: models x tasks) or an experiment study (``[experiment]``: a grid
+from a registered experiment). Every command takes the kind from the spec and never asks which it is.
 
-Spec (``spec``)
-    load_spec(path) -> Study ; parse_spec(dict, path) ; read_toml(path)  (errors name the field / line)
-Power (``power``)
-    check_power(study, n_sims=None) -> {"worlds", "extreme", "flags", ...}: each party's predicted world
-    simulated through the exact decision rule; "not at risk" / underpowered flags
-Lock (``lock``)
+Protocol (``protocol``)
+    StudyBase (the header every study has), StudyKind + @study_kind (the registry), kind_for(doc),
+    kind_of(study), parse_spec(dict, path) -> StudyBase, load_spec(path), decide_parties, results_document
+Eval studies (``spec``, ``inputs``, ``analysis``, ``decide``, ``power``, ``report``, ``eval_kind``)
+    Study ; check_power(study, n_sims=None) -> {"worlds", "extreme", "flags", ...}: each party's predicted
+    world simulated through the exact decision rule ; analysis.analyse(study, results_table, labels)
+Experiment studies (``experiment``, ``experiment_report``)
+    Experiment + @experiment (the plug-in interface; experiments live in ``empiricist.experiments``),
+    ExperimentStudy, decide_study ; docs/design.md, "Experiments: the plug-in interface"
+Lock (``lock``, ``signing``)
     sign(spec, party, signer, workspace=None) -> lock ; read_lock(spec) ; check_spec(doc, lock, spec)
     diff(old, new) -> ["path: old -> new"] ; amend(spec, author, what, why) ; read_amendments(spec)
-    LockMismatch (an EmpiricistError with .changes)
+    migrate_lock(spec) (an old lock whose pinned code only moved) ; LockMismatch (with .changes)
 Run (``run``)
     run_study(spec, out=None, workspace=None, prepare=False, max_items=None) -> StudyRun(results, folder, report)
-    analysis.analyse(study, results_table, labels) : controls first, then verdicts with the numbers
-Experiment studies (``experiment``)
-    a spec with ``[experiment] kind = "stego"`` takes its data from a registered experiment (the
-    probe-evasion grid) and its verdicts from that experiment's locked rule: parse_experiment_spec,
-    run_experiment_study (reuses a grid with the same config hash), EXPERIMENTS (the registry)
+    prepare_run(spec, workspace=None) -> Prepared (everything checked against the lock, nothing run)
 Bundles and the ledger (``bundle``, ``ledger``)
     bundle(spec) -> (folder, tar.gz) ; replicate(bundle, workspace=None, fast=False, tolerance=1e-6)
     ledger(folder) -> {"claims", "relations", "open_challenges"}
 """
 
+# the built-in kinds register themselves on import
+from empiricist.studies import eval_kind, experiment  # noqa: F401
 from empiricist.studies.bundle import bundle, replicate
+from empiricist.studies.fields import read_toml
 from empiricist.studies.ledger import ledger
-from empiricist.studies.lock import LockMismatch, amend, diff, read_amendments, read_lock, sign
+from empiricist.studies.lock import LockMismatch, amend, diff, read_amendments, read_lock
 from empiricist.studies.power import check_power
-from empiricist.studies.run import StudyRun, run_study
-from empiricist.studies.spec import Party, Prediction, Study, load_spec, parse_spec, read_toml
+from empiricist.studies.protocol import StudyBase, kind_for, kind_of, load_spec, parse_spec
+from empiricist.studies.run import StudyRun, prepare_run, run_study
+from empiricist.studies.signing import migrate_lock, sign
+from empiricist.studies.spec import Party, Prediction, Study
 
 __all__ = [
-    "LockMismatch", "Party", "Prediction", "Study", "StudyRun", "amend", "bundle", "check_power", "diff", "ledger",
-    "load_spec", "parse_spec", "read_amendments", "read_lock", "read_toml", "replicate", "run_study", "sign",
+    "LockMismatch", "Party", "Prediction", "Study", "StudyBase", "StudyRun", "amend", "bundle", "check_power", "diff",
+    "kind_for", "kind_of", "ledger", "load_spec", "migrate_lock", "parse_spec", "prepare_run", "read_amendments",
+    "read_lock", "read_toml", "replicate", "run_study", "sign",
 ]

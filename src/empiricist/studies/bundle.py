@@ -2,7 +2,7 @@
 
 ``bundle`` collects the spec, lock, amendments and task files (``spec/``), the manifests of every
 artifact the study ran on and their identity hashes (``manifests/``), the transcripts (``transcripts/``:
-the eval runs, Parquet and JSONL), the analysis outputs (``analysis/``: results.json, report.html) and
+what the study's kind ran: an eval study's runs as Parquet and JSONL, an experiment's grid rows and figures), the analysis outputs (``analysis/``: results.json, report.html) and
 the environment. ``replicate`` re-runs it: ``fast`` re-analyses the bundled transcripts (is the analysis
 reproducible?), otherwise it re-evaluates in a fresh workspace, regenerating a suite preset through the
 pipeline (or reusing a workspace whose artifacts it checks by identity), and says which numbers match
@@ -19,21 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from empiricist.artifacts import (
-    Workspace,
-    atomic_write_json,
-    building,
-    config_hash,
-    read_manifest,
-    write_manifest,
-)
+from empiricist.artifacts import Workspace, atomic_write_json, building, config_hash, read_manifest, write_manifest
 from empiricist.errors import ArtifactError, InputError
-from empiricist.evals.results import Results
 from empiricist.studies import lock as locking
+from empiricist.studies.protocol import environment, kind_named, kind_of, load_spec
 from empiricist.studies.run import KIND as RUN_KIND
-from empiricist.studies.run import environment, results_dir
+from empiricist.studies.run import prepare_run, results_dir, run_study
 
 KIND = "study_bundle"
 NUMBERS = ("estimate", "lo", "hi", "p_hold", "p_fail")
@@ -45,6 +36,7 @@ def bundle(spec: str | Path, out: str | Path | None = None, results: str | Path 
     run_dir = Path(results) if results else results_dir(spec)
     read_manifest(run_dir, kind=RUN_KIND)
     res = json.loads((run_dir / "results.json").read_text())
+    kind = kind_named(res.get("kind", "eval"))  # results written before study kinds were recorded are eval runs
     lock = locking.read_lock(spec)
     folder = Path(out) if out else spec.with_name(f"{spec.stem}.bundle")
     with building(folder, overwrite=True) as tmp:
@@ -52,25 +44,20 @@ def bundle(spec: str | Path, out: str | Path | None = None, results: str | Path 
         for f in (spec, locking.lock_path(spec), locking.amendments_path(spec)):
             if f.exists():
                 shutil.copy2(f, tmp / "spec" / f.name)
-        for source in res["spec"].get("sampling", {}).get("tasks", {}).values():
-            if ":" not in source:  # a task file next to the spec travels with it
-                dest = tmp / "spec" / source
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(spec.parent / source, dest)
+        for name in load_spec(spec).files():  # files next to the spec (task files) travel with it
+            dest = tmp / "spec" / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(spec.parent / name, dest)
         hashes = {}
         (tmp / "manifests").mkdir()
-        for name, art in res["artifacts"].items():
+        for name, art in {**res["artifacts"], **kind.extra_artifacts(res)}.items():
             path = Path(art["path"])
             if (path / "manifest.json").is_file():
                 shutil.copy2(path / "manifest.json", tmp / "manifests" / f"{_safe(name)}.manifest.json")
             hashes[name] = {"what": art["what"], "identity_hash": art["identity_hash"], "path": art["path"]}
-        if res.get("kind") == "experiment":  # the grid: its manifest, and its rows and figures as transcripts
-            shutil.copy2(Path(res["grid"]["path"]) / "manifest.json", tmp / "manifests" / "grid.manifest.json")
-            hashes["grid"] = {"what": f"{res['experiment']} grid", "identity_hash": res["grid"]["identity_hash"],
-                              "path": res["grid"]["path"]}
         atomic_write_json(tmp / "manifests" / "hashes.json", {"artifacts": hashes,
                                                               "locked": (lock or {}).get("artifacts")})
-        shutil.copytree(run_dir / ("grid" if res.get("kind") == "experiment" else "evals"), tmp / "transcripts")
+        shutil.copytree(run_dir / kind.transcripts, tmp / "transcripts")
         (tmp / "analysis").mkdir()
         for name in ("results.json", "report.html"):
             shutil.copy2(run_dir / name, tmp / "analysis" / name)
@@ -106,10 +93,12 @@ def open_bundle(path: str | Path, into: Path) -> Path:
 
 def replicate(path: str | Path, *, workspace: Workspace | str | Path | None = None, fast: bool = False,
               tolerance: float = 1e-6, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
-    """Re-run a bundled study and compare every number and verdict with the original."""
-    from empiricist.studies.analysis import analyse
-    from empiricist.studies.spec import parse_spec, read_toml
+    """Re-run a bundled study and compare every number and verdict with the original.
 
+    ``fast``: the study's kind re-decides from the bundled transcripts alone (is the analysis
+    reproducible?); otherwise it runs again in ``workspace`` (default: a fresh one under the working
+    folder), preparing what it needs, and the artifacts it ran on are compared with the locked ones.
+    """
     work = Path(out) if out else Path(tempfile.mkdtemp(prefix="empiricist-replicate-"))
     work.mkdir(parents=True, exist_ok=True)
     folder = open_bundle(path, work / "bundle")
@@ -120,49 +109,21 @@ def replicate(path: str | Path, *, workspace: Workspace | str | Path | None = No
     shutil.copytree(folder / "spec", spec_dir)
     spec = spec_dir / original["spec_file"]
     artifacts: list[dict[str, Any]] = []
-    if original.get("kind") == "experiment":
-        new, mode, artifacts = _replicate_experiment(folder, spec, work, workspace, fast, progress)
-    elif fast:
-        tables = [Results.read(p.parent).table for p in sorted((folder / "transcripts").glob("*/results.parquet"))]
-        study = parse_spec(read_toml(spec), spec)
-        labels = {a: m["label"] for a, m in original["models"].items()}
-        new = analyse(study, Results(pa.concat_tables(tables)), labels)
+    if fast:
+        study = load_spec(spec)
+        new = kind_of(study).redecide(study, folder, original)
         mode = "re-analysis of the bundled transcripts"
     else:
-        from empiricist.studies.run import prepare_run, run_study
-
         ws = Workspace.at(workspace if workspace is not None else work / "workspace")
-        study, _, lock, inputs = prepare_run(spec, ws, prepare=True, progress=progress, enforce_lock=False)
-        locked = (lock or {}).get("artifacts", {})
-        for name, rec in inputs.artifacts.items():
+        prepared = prepare_run(spec, ws, prepare=True, progress=progress, enforce_lock=False)
+        locked = (prepared.lock or {}).get("artifacts", {})
+        for name, rec in prepared.resolved.artifacts.items():
             changes = locking.diff(locked[name]["identity"], rec["identity"]) if name in locked else ["not locked"]
             artifacts.append({"artifact": name, "what": rec["what"], "identical": not changes, "changes": changes})
         new = run_study(spec, out=work / "results", workspace=ws, enforce_lock=False, progress=progress).results
-        mode = f"fresh evaluation in {ws.root}"
+        mode = f"fresh run in {ws.root}"
     return {"mode": mode, "tolerance": tolerance, "work": str(work), "artifacts": artifacts,
             **compare(original, new, tolerance)}
-
-
-def _replicate_experiment(folder: Path, spec: Path, work: Path, workspace: Workspace | str | Path | None,
-                          fast: bool,
-                          progress: bool) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
-    """Re-decide an experiment study from the bundled runs (fast) or re-run its grid (reusing a workspace's)."""
-    from empiricist.studies.experiment import decide_study, experiment_artifacts, run_experiment_study
-    from empiricist.studies.spec import parse_spec, read_toml
-
-    study = parse_spec(read_toml(spec), spec)
-    if fast:
-        rows = json.loads((folder / "transcripts" / "results.json").read_text())["rows"]
-        return decide_study(study, *study.adapter.decide(rows, study.config)), "re-decision of the bundled runs", []
-    ws = Workspace.at(workspace if workspace is not None else work / "workspace")
-    locked = (locking.read_lock(spec) or {}).get("artifacts", {})
-    artifacts = []
-    for name, rec in experiment_artifacts(study).items():
-        changes = locking.diff(locked[name]["identity"], rec["identity"]) if name in locked else ["not locked"]
-        artifacts.append({"artifact": name, "what": rec["what"], "identical": not changes, "changes": changes})
-    new = run_experiment_study(spec, out=work / "results", workspace=ws, progress=progress,
-                               enforce_lock=False).results
-    return new, f"grid run in {ws.root} (reused when one with the same config hash is there)", artifacts
 
 
 def _numbers(p: dict[str, Any]) -> dict[str, float]:

@@ -111,7 +111,7 @@ class Experiment(ABC):
     def plan(self, cfg: Any) -> Plan: ...
 
     @abstractmethod
-    def run(self, cfg: Any, workspace: Workspace | None, progress: bool) -> GridRun:
+    def run(self, cfg: Any, workspace: Workspace | str | Path | None, progress: bool) -> GridRun:
         """Train the grid (or reuse an intact one with the same config) and return its runs."""
 
     @abstractmethod
@@ -268,7 +268,7 @@ class ExperimentKind(StudyKind):
         return ExperimentStudy(**header, experiment=name, grid=grid, overrides=dict(overrides), config=cfg,
                                parties=parties, controls=controls, warnings=unused_predictions(parties))
 
-    def resolve(self, study: ExperimentStudy, workspace: Workspace | None, prepare: bool = False,
+    def resolve(self, study: ExperimentStudy, workspace: Workspace | str | Path | None, prepare: bool = False,
                 progress: bool = False) -> Pinned:
         """The lock's pinned "artifact" of an experiment study: the experiment's config and rule."""
         exp = study.adapter
@@ -277,7 +277,7 @@ class ExperimentKind(StudyKind):
             "what": f"{study.experiment} grid {study.grid} (config {ident.get('config_hash')}) and its rule",
             "path": exp.rule.__name__.rpartition(".")[0], "identity": ident}})
 
-    def before_renames(self, study: ExperimentStudy, workspace: Workspace | None
+    def before_renames(self, study: ExperimentStudy, workspace: Workspace | str | Path | None
                        ) -> tuple[dict[str, dict[str, Any]], str] | None:
         exp = study.adapter
         if not exp.formerly:
@@ -300,8 +300,12 @@ class ExperimentKind(StudyKind):
                 flags.append(f"NOT AT RISK: party {p.name}: no outcome of its tests falsifies it")
             if logic.CORROBORATED not in outcomes:
                 flags.append(f"CANNOT WIN: party {p.name}: no outcome of its tests corroborates it")
-        spec = study.adapter.study_spec(study.config)
-        return {"kind": self.name, "n_runs": plan.n_runs, "plan": plan.text, "config_hash": spec["config_hash"],
+        exp = study.adapter
+        parties = [{"name": p.name, "position": p.position, "combine": logic.to_text(p.combine),
+                    "predicts": ", ".join(f"{q.id} = {q.test} at {exp.describe_cell(q.cell or {})}"
+                                          for q in p.predictions)} for p in study.parties]
+        return {"kind": self.name, "experiment": study.experiment, "grid": study.grid, "n_runs": plan.n_runs,
+                "plan": plan.text, "config_hash": exp.study_spec(study.config)["config_hash"], "parties": parties,
                 "flags": flags + plan.flags}
 
     def run(self, study: ExperimentStudy, resolved: Pinned, into: Path, options: RunOptions) -> Outcome:

@@ -17,18 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from empiricist.artifacts import Workspace, config_hash, is_complete, read_manifest, sha256_file, verify
+from empiricist.artifacts import Workspace, config_hash, is_complete, read_manifest, sha256_file
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
+from empiricist.studies.lock import identity
 from empiricist.studies.spec import Study
 
-IDENTITY_KEYS = ("kind", "config", "inputs", "files")
 _SUITE_SPEC = re.compile(r"^suite:(?P<suite>.+?)/(?P<size>[^/@]+)(?:@(?:step)?(?P<step>\d+))?$")
-
-
-def identity(folder: str | Path) -> dict[str, Any]:
-    """The parts of an artifact's manifest that say what it holds."""
-    manifest = read_manifest(folder)
-    return {k: manifest.get(k) for k in IDENTITY_KEYS}
 
 
 @dataclass
@@ -193,16 +187,3 @@ def shuffled(task: Any, name: str, seed: int) -> Any:
         items.append(dataclasses.replace(it, target=int(rng.integers(len(it.choices)))))
     return dataclasses.replace(task, name=name, items=tuple(items),
                                source_hash=config_hash({"shuffled": task.source_hash, "seed": seed}))
-
-
-def check_files(artifacts: dict[str, dict[str, Any]]) -> list[str]:
-    """Artifacts whose files on disk no longer match their own manifest."""
-    problems = []
-    for name, rec in artifacts.items():
-        folder = Path(rec["path"])
-        if "kind" in rec["identity"] and folder.is_dir():
-            bad = verify(folder)
-            if bad:
-                problems.append(f"{name} ({rec['what']}, {folder}): files changed on disk since its manifest was "
-                                f"written: {', '.join(bad[:5])}")
-    return problems

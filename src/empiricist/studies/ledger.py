@@ -15,8 +15,9 @@ from typing import Any
 
 from empiricist.errors import EmpiricistError
 from empiricist.studies import lock as locking
+from empiricist.studies.fields import read_toml
+from empiricist.studies.protocol import parse_spec
 from empiricist.studies.run import results_dir
-from empiricist.studies.spec import parse_spec, read_toml
 
 
 def _entry(spec: Path) -> dict[str, Any] | None:

@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import (
-    Workspace,
-    atomic_write_json,
     atomic_write_text,
     canonical_json,
     package_versions,
+    read_manifest,
     sha256_bytes,
 )
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
-from empiricist.studies.spec import parse_spec, read_toml
+from empiricist.studies.fields import read_toml
 
 AMENDMENT_KEYS = ("date", "author", "what", "why", "prev")
+IDENTITY_KEYS = ("kind", "config", "inputs", "files")
 
 
 class LockMismatch(EmpiricistError):
@@ -37,6 +37,16 @@ class LockMismatch(EmpiricistError):
         self.changes = changes
         shown = changes[:40] + ([f"... and {len(changes) - 40} more"] if len(changes) > 40 else [])
         super().__init__(f"{what}:\n  " + "\n  ".join(shown))
+
+
+def identity(folder: str | Path) -> dict[str, Any]:
+    """The parts of an artifact's manifest that say what it holds: what a lock pins of it.
+
+    Timestamps, argv, versions and paths are left out, so a re-generated, byte-identical artifact has
+    the same identity; any change to what it holds does not.
+    """
+    manifest = read_manifest(folder)
+    return {k: manifest.get(k) for k in IDENTITY_KEYS}
 
 
 def lock_path(spec: str | Path) -> Path:
@@ -167,40 +177,14 @@ def check_artifacts(lock: dict[str, Any], current: dict[str, dict[str, Any]]) ->
         raise LockMismatch("the data or models changed since the study was locked", changes)
 
 
-def sign(spec: str | Path, party: str, signer: str, workspace: Workspace | str | Path | None = None, prepare: bool = False
-         ) -> dict[str, Any]:
-    """Add ``party``'s sign-off (creating the lock on the first one); returns the lock."""
-    from empiricist.studies.inputs import resolve_inputs
-
-    spec = Path(spec)
-    doc = read_toml(spec)
-    study = parse_spec(doc, spec)
-    study.party(party)
-    if not signer.strip():
-        raise InputError("a sign-off needs the signer's name", field="signer")
-    lock = read_lock(spec)
-    if "experiment" in doc:  # an experiment study pins the experiment's config and rule, not data
-        from empiricist.studies.experiment import experiment_artifacts
-
-        current = experiment_artifacts(study)  # type: ignore[arg-type]
-    else:
-        current = resolve_inputs(study, workspace, prepare=prepare).artifacts
+def lock_summary(lock: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The part of a lock a results file repeats (what was signed, by whom, when, and any migration)."""
     if lock is None:
-        lock = {"study": study.id, "spec_file": spec.name, "spec_sha256": spec_sha256(doc), "spec": doc,
-                "code": code_version(), "environment": package_versions(), "artifacts": current,
-                "parties": [p.name for p in study.parties], "signoffs": [], "created": now()}
-    else:
-        check_spec(doc, lock, spec)
-        check_artifacts(lock, current)
-        done = [s for s in lock["signoffs"] if s["party"] == party]
-        if done:
-            raise InputError(f"party {party!r} already signed ({done[0]['signer']}, {done[0]['time']})",
-                             field="party")
-    lock["signoffs"].append({"party": party, "signer": signer, "time": now()})
-    signed = {s["party"] for s in lock["signoffs"]}
-    lock["complete"] = all(p in signed for p in lock["parties"])
-    atomic_write_json(lock_path(spec), lock)
-    return lock
+        return None
+    out = {k: lock.get(k) for k in ("spec_sha256", "signoffs", "complete", "created", "code", "parties")}
+    if lock.get("migrations"):
+        out["migrations"] = [{"time": m["time"], "why": m["why"]} for m in lock["migrations"]]
+    return out
 
 
 def lock_status(lock: dict[str, Any] | None) -> str:

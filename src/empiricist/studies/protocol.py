@@ -214,7 +214,7 @@ class Resolved(Protocol):
 
 @dataclass
 class RunOptions:
-    workspace: Workspace | None = None
+    workspace: Workspace | str | Path | None = None
     prepare: bool = False
     progress: bool = False
     max_items: int | None = None
@@ -243,7 +243,7 @@ class StudyKind(ABC):
         """The kind's study from the spec's tables (``header``: ``parse_header``'s keyword arguments)."""
 
     @abstractmethod
-    def resolve(self, study: Any, workspace: Workspace | None, prepare: bool = False,
+    def resolve(self, study: Any, workspace: Workspace | str | Path | None, prepare: bool = False,
                 progress: bool = False) -> Resolved:
         """Pin what the study runs on; ``.artifacts`` is what the lock records and checks."""
 
@@ -267,7 +267,7 @@ class StudyKind(ABC):
         """Artifacts a run made or used beyond the locked ones, whose manifests a bundle keeps."""
         return {}
 
-    def before_renames(self, study: Any, workspace: Workspace | None
+    def before_renames(self, study: Any, workspace: Workspace | str | Path | None
                        ) -> tuple[dict[str, dict[str, Any]], str] | None:
         """The artifacts as the code pinned them before the code moves it declares, and those moves in
         words (None: none declared). ``study migrate-lock`` accepts an old lock only if it matches these."""

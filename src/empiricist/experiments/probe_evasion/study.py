@@ -89,7 +89,7 @@ class ProbeEvasion(Experiment):
             if cfg.seeds < 3 else []
         return Plan(n_runs, f"{n_runs} runs of {cfg.steps} steps, {cfg.seeds} seeds", flags)
 
-    def run(self, cfg: StegoConfig, workspace: Workspace | None, progress: bool) -> GridRun:
+    def run(self, cfg: StegoConfig, workspace: Workspace | str | Path | None, progress: bool) -> GridRun:
         """Reuse the workspace's grid with this config hash when it is intact, else train it there."""
         from empiricist.experiments.probe_evasion.run import default_out, run_stego_grid  # imports torch
 

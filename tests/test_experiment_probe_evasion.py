@@ -11,9 +11,9 @@ import torch
 from empiricist.artifacts import read_manifest, verify
 from empiricist.errors import InputError
 from empiricist.experiments.probe_evasion import StegoConfig, get_grid, study_spec
-from empiricist.experiments.probe_evasion.run import run_stego_grid
 from empiricist.experiments.probe_evasion.analysis import dominant_frequency
 from empiricist.experiments.probe_evasion.model import control_of, sector_labels
+from empiricist.experiments.probe_evasion.run import run_stego_grid
 from empiricist.experiments.probe_evasion.train import RunSpec, train_runs
 
 

@@ -304,8 +304,8 @@ def test_ledger_claims_replications_and_open_challenges(tmp_path):
         spec = tmp_path / f"{name}.toml"
         spec.write_text(dump_toml(doc))
         if verdicts is not None:
+            from empiricist.studies.fields import read_toml
             from empiricist.studies.lock import spec_sha256
-            from empiricist.studies.spec import read_toml
 
             (tmp_path / f"{name}.results").mkdir()
             parties = [{"name": k, "final": v} for k, v in verdicts.items()]

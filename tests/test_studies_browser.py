@@ -10,10 +10,10 @@ from test_report import EVIL
 from test_studies import LABELS, base_spec, study_results
 
 from empiricist.studies import parse_spec
-from empiricist.studies.report import render_study_report, write_study_report
 from empiricist.studies.analysis import analyse
 from empiricist.studies.eval_kind import eval_body
 from empiricist.studies.protocol import results_document
+from empiricist.studies.report import render_study_report, write_study_report
 
 page = test_report_browser.page  # the module-scoped browser page fixture
 

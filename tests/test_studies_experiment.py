@@ -8,6 +8,7 @@ grid (9 runs of 800 steps, ~20 s on one core).
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import re
@@ -26,11 +27,11 @@ from empiricist.stats import mean_ci
 from empiricist.studies import (
     LockMismatch,
     bundle,
+    kind_of,
     ledger,
     load_spec,
-    parse_spec,
-    kind_of,
     migrate_lock,
+    parse_spec,
     read_lock,
     read_toml,
     replicate,
@@ -242,7 +243,8 @@ def test_internals_never_import_studies_and_studies_never_import_experiments():
 
     assert offenders("internals", "studies") == [] and offenders("internals", "experiments") == []
     assert offenders("studies", "experiments") == []
-    assert (SRC / "experiments" / "__init__.py").read_text().count("import") == 1  # a docstring only
+    body = ast.parse((SRC / "experiments" / "__init__.py").read_text()).body
+    assert len(body) == 1 and isinstance(body[0].value, ast.Constant)  # a docstring only: merges stay trivial
 
 
 def test_a_spec_may_name_the_experiment_by_its_new_name_or_its_alias():
@@ -287,7 +289,8 @@ def test_migrate_lock_rewrites_an_old_lock_after_checking_it_exactly(old_lock):
     assert res["migrated"] and any("rule_source_sha256" in c for c in res["changes"])
     after = read_lock(old_lock)
     assert after["migrations"][0]["previous_artifacts"] == before["artifacts"]
-    assert {k: v for k, v in after.items() if k not in ("artifacts", "migrations")} == before
+    assert {k: v for k, v in after.items() if k not in ("artifacts", "migrations")} == \
+        {k: v for k, v in before.items() if k != "artifacts"}  # the spec and its sign-offs are untouched
     prepare_run(old_lock)
     assert migrate_lock(old_lock)["migrated"] is False
 

@@ -111,8 +111,8 @@ def load_experiments() -> None:
 
 def _lock_state(spec: Path) -> None:
     """Say whether the spec is locked and, if it changed since, what changed."""
-    from empiricist.studies.lock import LockMismatch, check_spec, lock_status, read_lock
     from empiricist.studies.fields import read_toml
+    from empiricist.studies.lock import LockMismatch, check_spec, lock_status, read_lock
 
     lock = read_lock(spec)
     console.print(f"lock: {lock_status(lock)}")

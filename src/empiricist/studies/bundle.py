@@ -19,7 +19,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from empiricist.artifacts import Workspace, atomic_write_json, building, config_hash, read_manifest, write_manifest
+from empiricist.artifacts import (
+    Workspace,
+    atomic_write_json,
+    building,
+    config_hash,
+    read_manifest,
+    write_manifest,
+)
 from empiricist.errors import ArtifactError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies.protocol import environment, kind_named, kind_of, load_spec

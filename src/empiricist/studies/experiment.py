@@ -275,7 +275,7 @@ class ExperimentKind(StudyKind):
         ident = identity(exp, study.config)
         return Pinned({f"experiment:{study.experiment}": {
             "what": f"{study.experiment} grid {study.grid} (config {ident.get('config_hash')}) and its rule",
-            "path": exp.rule.__name__.rpartition(".")[0], "identity": ident}})
+            "path": exp.rule.__name__.rpartition(".")[0] or exp.rule.__name__, "identity": ident}})
 
     def before_renames(self, study: ExperimentStudy, workspace: Workspace | str | Path | None
                        ) -> tuple[dict[str, dict[str, Any]], str] | None:

@@ -11,7 +11,14 @@ from html import escape
 from typing import Any
 
 from empiricist.report.html import html_table, script_json
-from empiricist.studies.report import amendments_html, footer_html, notes_html, status_html, study_head, verdict_html
+from empiricist.studies.report import (
+    amendments_html,
+    footer_html,
+    notes_html,
+    status_html,
+    study_head,
+    verdict_html,
+)
 
 
 def _num(x: float) -> str:

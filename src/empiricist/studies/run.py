@@ -22,7 +22,14 @@ from empiricist.artifacts import (
 )
 from empiricist.studies import lock as locking
 from empiricist.studies.fields import read_toml
-from empiricist.studies.protocol import RunOptions, StudyBase, StudyKind, kind_of, parse_spec, results_document
+from empiricist.studies.protocol import (
+    RunOptions,
+    StudyBase,
+    StudyKind,
+    kind_of,
+    parse_spec,
+    results_document,
+)
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
@@ -55,11 +62,11 @@ def results_dir(spec: str | Path) -> Path:
 
 
 def check_files(artifacts: dict[str, dict[str, Any]]) -> list[str]:
-    """Artifacts whose files on disk no longer match their own manifest."""
+    """Artifacts whose files on disk no longer match their own manifest (those pinned by a manifest)."""
     problems = []
     for name, rec in artifacts.items():
         folder = Path(rec["path"])
-        if "kind" in rec["identity"] and folder.is_dir():
+        if set(rec["identity"]) == set(locking.IDENTITY_KEYS) and folder.is_dir():
             bad = verify(folder)
             if bad:
                 problems.append(f"{name} ({rec['what']}, {folder}): files changed on disk since its manifest was "

@@ -14,10 +14,10 @@ import math
 import numpy as np
 import torch
 
-from empiricist.internals.probes import cross_validate, cross_validate_mlp, fit_ridge, standardise
 from empiricist.experiments.probe_evasion.config import LAYERS, StegoConfig
 from empiricist.experiments.probe_evasion.model import control_of, sector_labels, task_tensors
 from empiricist.experiments.probe_evasion.train import Trained
+from empiricist.internals.probes import cross_validate, cross_validate_mlp, fit_ridge, standardise
 
 
 def fourier_r2(rep: torch.Tensor, p: int, reg: float = 1e-3) -> torch.Tensor:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from empiricist.artifacts import is_complete, read_manifest, verify
 from empiricist.errors import ArtifactError, InputError
@@ -52,10 +52,10 @@ class ProbeEvasion(Experiment):
     grid_kind = "stego_grid"
     tests = predictions.CELL_TESTS
     control_tests = predictions.CONTROL_TESTS
-    parts = {"cost": ("slower", "worse"), "P1": ("evades", "slower", "worse")}
+    parts: ClassVar[dict[str, tuple[str, ...]]] = {"cost": ("slower", "worse"), "P1": ("evades", "slower", "worse")}
     control_cell = "λ = 0"
     files = ("phase.png", "curves.png", "layers.png", "summary.md", "runs.csv", "cells.csv", "results.json")
-    formerly = {"empiricist.experiments.probe_evasion": "empiricist.internals.stego"}
+    formerly: ClassVar[dict[str, str]] = {"empiricist.experiments.probe_evasion": "empiricist.internals.stego"}
 
     def grids(self) -> tuple[str, ...]:
         return tuple(GRIDS)

@@ -69,6 +69,30 @@ def prepare(world_config: Any, vocab_size: int, workspace: Workspace | str | Pat
     return Prepared(world, tok, prepare_store(world, tok, ws, progress))
 
 
+def _preset_world(config: SuiteConfig, world_preset: str | None = None) -> str:
+    name = world_preset or WORLD_FOR_SUITE.get(config.name)
+    if name is None:
+        raise EmpiricistError(f"no default world for suite {config.name!r}; pass world_preset")
+    return name
+
+
+def prepare_preset(preset: str, workspace: Workspace | str | Path | None = None, progress: bool = False) -> Prepared:
+    """The world, tokenizer and token store a suite preset trains on (built, or reused from the workspace)."""
+    from empiricist.world import WorldConfig
+
+    config = get_preset(preset)
+    return prepare(WorldConfig.preset(_preset_world(config)), config.vocab_size, workspace, progress)
+
+
+def prepare_suite(preset: str, workspace: Workspace | str | Path | None = None, progress: bool = False) -> Path:
+    """``prepare_preset`` plus the trained suite (resumed if interrupted, reused if finished); its folder."""
+    from empiricist.data.store import TokenStore
+    from empiricist.suite.suite import train_suite
+
+    prep = prepare_preset(preset, workspace, progress)
+    return Path(train_suite(get_preset(preset), TokenStore.open(prep.store), workspace=workspace, progress=progress))
+
+
 def fact_accuracy(handle: Any, world_path: Path, max_items: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Multiple choice over every value of the relation, scored by log-likelihood of the cloze completion."""
     from empiricist.evals.loglik import choice_accuracy
@@ -102,11 +126,8 @@ def run_main(
     from empiricist.world import WorldConfig
 
     config = get_preset(suite) if isinstance(suite, str) else suite
-    wname = world_preset or WORLD_FOR_SUITE.get(config.name)
-    if wname is None:
-        raise EmpiricistError(f"no default world for suite {config.name!r}; pass world_preset")
     t0 = time.perf_counter()
-    prep = prepare(WorldConfig.preset(wname), config.vocab_size, workspace, progress)
+    prep = prepare(WorldConfig.preset(_preset_world(config, world_preset)), config.vocab_size, workspace, progress)
     store = TokenStore.open(prep.store)
     suite_dir = train_suite(config, store, workspace=workspace, progress=progress)
     s = Suite(suite_dir)

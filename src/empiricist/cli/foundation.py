@@ -198,17 +198,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train (or resume) a suite: every size on the same data in the same order."""
         from empiricist.data.store import TokenStore
-        from empiricist.pipeline import WORLD_FOR_SUITE, prepare
+        from empiricist.pipeline import prepare_preset
         from empiricist.suite.config import get_preset
         from empiricist.suite.suite import train_suite
-        from empiricist.world import WorldConfig
-
         cfg = get_preset(preset)
         if steps is not None:
             cfg = cfg.replace(steps=steps)
         if store is None:
-            store = prepare(WorldConfig.preset(WORLD_FOR_SUITE[cfg.name]), cfg.vocab_size, workspace,
-                            not quiet).store
+            store = prepare_preset(preset, workspace, not quiet).store
         path = train_suite(cfg, TokenStore.open(store), workspace=workspace, sizes=size, progress=not quiet)
         console.print(f"suite: {path}")
 

@@ -116,3 +116,17 @@ def test_generation_regex_and_exact_grading(handle):
         first = int(handle.model(torch.tensor([ids])).logits[0, -1].argmax())
     (one,) = greedy_generate(handle.model, handle.tokenizer, ["the city of"], max_new_tokens=1, until=())
     assert one.completion == ("" if first == handle.tokenizer.eos_token_id else handle.tokenizer.decode([first]))
+
+
+def test_continue_text_is_the_greedy_continuation_and_starts_empty_prompts_from_eos(handle):
+    from empiricist.evals.generate import continue_text
+
+    (ref,) = greedy_generate(handle.model, handle.tokenizer, ["the city of"], max_new_tokens=5, until=())
+    assert continue_text(handle, "the city of", 5) == ref.completion
+    eos = handle.tokenizer.eos_token_id
+    with torch.inference_mode():
+        first = int(handle.model(torch.tensor([[eos]])).logits[0, -1].argmax())
+    empty = continue_text(handle, "", 1)
+    assert empty == ("" if first == eos else handle.tokenizer.decode([first]))
+    with pytest.raises(Exception, match="empty prompt"):
+        greedy_generate(handle.model, handle.tokenizer, [""], max_new_tokens=1)

@@ -12,6 +12,7 @@ from test_evals_common import *  # shared fixtures: conftest.py belongs to the l
 from empiricist.artifacts import read_manifest
 from empiricist.evals import GenerateScorer, Results, expand_models, run_eval, task_from_records, world_tasks
 from empiricist.evals.results import SCHEMA
+from empiricist.report import write_run_report
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ class Stop(Exception):
 
 
 def test_run_writes_transcripts_lm_eval_samples_and_report(qa, model_dirs, tmp_path):
-    run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", workspace=tmp_path / "ws")
+    run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", workspace=tmp_path / "ws",
+                   render=write_run_report)
     assert read_manifest(run.folder, kind="eval_run")["inputs"][f"task:{qa.name}"] == qa.hash
     table = pq.read_table(run.folder / "results.parquet")
     assert table.schema.equals(SCHEMA) and table.num_rows == 2 * len(qa)
@@ -61,6 +63,7 @@ def test_interrupted_run_resumes_with_only_the_missing_items(qa, model_dirs, tmp
     assert sum(c["n_new"] for c in computed) == len(qa) - 5
     fresh = run_eval(qa, models, workspace=tmp_path / "ws2", chunk_size=5)
     assert resumed.results.rows() == fresh.results.rows()  # bit for bit (same chunks, so same batches)
+    assert fresh.report is None and not (fresh.folder / "report.html").exists()  # data only without render=
     again = []
     run_eval(qa, models, workspace=tmp_path / "ws", on_chunk=again.append, write=False)
     assert again == []  # everything cached
@@ -89,7 +92,7 @@ def test_suite_checkpoints_and_contamination_split(tiny_suite, eval_world, eval_
     planted = planted_ids(World.open(eval_world))["fact_qa"]
     qa = world_tasks(eval_world, ["fact_qa"])["fact_qa"]
     ids = set(sorted(planted)[:4]) | {it.id for it in qa.items[:8]}
-    run = run_eval(subset(qa, ids=ids), specs, out=tmp_path / "suite-run", workspace=ws)
+    run = run_eval(subset(qa, ids=ids), specs, out=tmp_path / "suite-run", workspace=ws, render=write_run_report)
     rows = run.results.rows()
     assert {r["step"] for r in rows} == {0, 4} and {r["size"] for r in rows} == {"t1", "t2"}
     flagged = {r["item_id"] for r in rows if r["contaminated"]}

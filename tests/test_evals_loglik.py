@@ -17,7 +17,7 @@ from empiricist.evals import (
     world_tasks,
 )
 from empiricist.evals.generate import cut_at_stops, greedy_generate
-from empiricist.evals.loglik import choice_accuracy, encode_items
+from empiricist.evals.loglik import encode_items
 
 REQUESTS = [
     ("Bidres Korkru was born in", [" Paris", " the city of Lisbon", " a"]),
@@ -74,13 +74,6 @@ def test_prompt_longer_than_context_errors_or_is_flagged(handle):
     ids = encode_items(handle.tokenizer, [(long_prompt, [" delta"])])[0].context[res.truncated:]
     text = handle.tokenizer.decode(ids)
     assert abs(res.logprobs[0] - reference_logprob(handle.model, handle.tokenizer, text, " delta")) < 1e-3
-
-
-def test_choice_accuracy_kept_for_the_pipeline(handle):
-    prompts, choices = [p for p, _ in REQUESTS], [cs for _, cs in REQUESTS]
-    want = naive(handle, REQUESTS)
-    acc = choice_accuracy(handle.model, handle.tokenizer, prompts, choices, [0] * len(prompts))
-    assert np.array_equal(acc, [float(np.argmax(w) == 0) for w in want])
 
 
 def test_loglik_grading_matches_lm_eval_definitions():

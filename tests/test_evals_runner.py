@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from test_evals_common import *  # shared fixtures: conftest.py belongs to the lead
@@ -127,3 +128,27 @@ def test_cli_eval_and_view(qa, model_dirs, tmp_path, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_main_job_fact_accuracy_goes_through_the_runner_with_intervals(handle, eval_world, tmp_path):
+    from empiricist.cli.foundation import summary_table
+    from empiricist.evals import choice_logliks
+    from empiricist.pipeline import fact_accuracy
+
+    res = fact_accuracy(handle, eval_world, max_items=30, workspace=tmp_path / "ws")
+    assert (tmp_path / "ws" / "evals" / "cache").is_dir()  # the runner's cache, not a side computation
+    items = world_tasks(eval_world, ["fact_qa"])["fact_qa"].items
+    assert res["n_items"] == 30 < len(items)
+    # the same numbers a direct computation gives, on the same seeded subsample
+    keep = [items[i] for i in sorted(np.random.default_rng(0).choice(len(items), 30, replace=False))]
+    lls = choice_logliks(handle.model, handle.tokenizer, [(it.prompt, it.choices) for it in keep])
+    right = [float(int(np.argmax(ll.logprobs)) == it.target) for ll, it in zip(lls, keep, strict=True)]
+    assert abs(res["fact_acc"] - sum(right) / len(right)) < 1e-12
+    para = [bool(it.meta.get("paraphrase_only")) for it in keep]
+    verb = [r for r, p in zip(right, para, strict=True) if not p]
+    assert res["fact_acc_verbatim"] == (sum(verb) / len(verb) if verb else None)
+    lo, hi = res["fact_acc_ci"]
+    assert lo is not None and lo <= res["fact_acc"] <= hi and res["fact_acc_interval"]
+    row = {"size": "s", "params": 1, "non_embedding_params": 1, "tokens": 1, "final_loss": 1.0, **res}
+    header = [c.header for c in summary_table([row], "t").columns]
+    assert header[5:7] == ["fact acc", "95% CI"] and "paraphrase-only" in header

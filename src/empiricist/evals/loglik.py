@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -206,11 +205,3 @@ def reference_logprob(model, tokenizer, context: str, continuation: str) -> floa
     return float(logp[torch.arange(len(ids) - k - 1, len(ids) - 1), torch.tensor(ids[-k:])].sum())
 
 
-# ---------------------------------------------------------------- simple entry points (used by the pipeline)
-def choice_accuracy(
-    model, tokenizer, prompts: Sequence[str], choices: Sequence[Sequence[str]], targets: Sequence[int],
-    *, progress: bool = False, desc: str = "choices",
-) -> np.ndarray:
-    """Per item 1.0 if the target choice has the highest summed log-prob, else 0.0."""
-    res = choice_logliks(model, tokenizer, list(zip(prompts, choices, strict=True)), progress=progress, desc=desc)
-    return np.array([float(int(np.argmax(r.logprobs)) == t) for r, t in zip(res, targets, strict=True)])

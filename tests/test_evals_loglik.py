@@ -17,7 +17,7 @@ from empiricist.evals import (
     world_tasks,
 )
 from empiricist.evals.generate import cut_at_stops, greedy_generate
-from empiricist.evals.loglik import choice_accuracy, encode_items
+from empiricist.evals.loglik import encode_items
 
 REQUESTS = [
     ("Bidres Korkru was born in", [" Paris", " the city of Lisbon", " a"]),
@@ -76,13 +76,6 @@ def test_prompt_longer_than_context_errors_or_is_flagged(handle):
     assert abs(res.logprobs[0] - reference_logprob(handle.model, handle.tokenizer, text, " delta")) < 1e-3
 
 
-def test_choice_accuracy_kept_for_the_pipeline(handle):
-    prompts, choices = [p for p, _ in REQUESTS], [cs for _, cs in REQUESTS]
-    want = naive(handle, REQUESTS)
-    acc = choice_accuracy(handle.model, handle.tokenizer, prompts, choices, [0] * len(prompts))
-    assert np.array_equal(acc, [float(np.argmax(w) == 0) for w in want])
-
-
 def test_loglik_grading_matches_lm_eval_definitions():
     item = Item(id="i", prompt="p", choices=(" a", " bbbbbbbb"), target=1)
     raw = {"logprobs": [-2.0, -3.0], "n_tokens": [1, 4], "greedy": [True, False], "prompt_tokens": 1,
@@ -116,3 +109,17 @@ def test_generation_regex_and_exact_grading(handle):
         first = int(handle.model(torch.tensor([ids])).logits[0, -1].argmax())
     (one,) = greedy_generate(handle.model, handle.tokenizer, ["the city of"], max_new_tokens=1, until=())
     assert one.completion == ("" if first == handle.tokenizer.eos_token_id else handle.tokenizer.decode([first]))
+
+
+def test_continue_text_is_the_greedy_continuation_and_starts_empty_prompts_from_eos(handle):
+    from empiricist.evals.generate import continue_text
+
+    (ref,) = greedy_generate(handle.model, handle.tokenizer, ["the city of"], max_new_tokens=5, until=())
+    assert continue_text(handle, "the city of", 5) == ref.completion
+    eos = handle.tokenizer.eos_token_id
+    with torch.inference_mode():
+        first = int(handle.model(torch.tensor([[eos]])).logits[0, -1].argmax())
+    empty = continue_text(handle, "", 1)
+    assert empty == ("" if first == eos else handle.tokenizer.decode([first]))
+    with pytest.raises(Exception, match="empty prompt"):
+        greedy_generate(handle.model, handle.tokenizer, [""], max_new_tokens=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from test_evals_common import *  # shared fixtures: conftest.py belongs to the lead
@@ -12,6 +13,7 @@ from test_evals_common import *  # shared fixtures: conftest.py belongs to the l
 from empiricist.artifacts import read_manifest
 from empiricist.evals import GenerateScorer, Results, expand_models, run_eval, task_from_records, world_tasks
 from empiricist.evals.results import SCHEMA
+from empiricist.report import write_run_report
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,8 @@ class Stop(Exception):
 
 
 def test_run_writes_transcripts_lm_eval_samples_and_report(qa, model_dirs, tmp_path):
-    run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", workspace=tmp_path / "ws")
+    run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", workspace=tmp_path / "ws",
+                   render=write_run_report)
     assert read_manifest(run.folder, kind="eval_run")["inputs"][f"task:{qa.name}"] == qa.hash
     table = pq.read_table(run.folder / "results.parquet")
     assert table.schema.equals(SCHEMA) and table.num_rows == 2 * len(qa)
@@ -61,6 +64,7 @@ def test_interrupted_run_resumes_with_only_the_missing_items(qa, model_dirs, tmp
     assert sum(c["n_new"] for c in computed) == len(qa) - 5
     fresh = run_eval(qa, models, workspace=tmp_path / "ws2", chunk_size=5)
     assert resumed.results.rows() == fresh.results.rows()  # bit for bit (same chunks, so same batches)
+    assert fresh.report is None and not (fresh.folder / "report.html").exists()  # data only without render=
     again = []
     run_eval(qa, models, workspace=tmp_path / "ws", on_chunk=again.append, write=False)
     assert again == []  # everything cached
@@ -89,7 +93,7 @@ def test_suite_checkpoints_and_contamination_split(tiny_suite, eval_world, eval_
     planted = planted_ids(World.open(eval_world))["fact_qa"]
     qa = world_tasks(eval_world, ["fact_qa"])["fact_qa"]
     ids = set(sorted(planted)[:4]) | {it.id for it in qa.items[:8]}
-    run = run_eval(subset(qa, ids=ids), specs, out=tmp_path / "suite-run", workspace=ws)
+    run = run_eval(subset(qa, ids=ids), specs, out=tmp_path / "suite-run", workspace=ws, render=write_run_report)
     rows = run.results.rows()
     assert {r["step"] for r in rows} == {0, 4} and {r["size"] for r in rows} == {"t1", "t2"}
     flagged = {r["item_id"] for r in rows if r["contaminated"]}
@@ -124,3 +128,27 @@ def test_cli_eval_and_view(qa, model_dirs, tmp_path, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_main_job_fact_accuracy_goes_through_the_runner_with_intervals(handle, eval_world, tmp_path):
+    from empiricist.cli.foundation import summary_table
+    from empiricist.evals import choice_logliks
+    from empiricist.pipeline import fact_accuracy
+
+    res = fact_accuracy(handle, eval_world, max_items=30, workspace=tmp_path / "ws")
+    assert (tmp_path / "ws" / "evals" / "cache").is_dir()  # the runner's cache, not a side computation
+    items = world_tasks(eval_world, ["fact_qa"])["fact_qa"].items
+    assert res["n_items"] == 30 < len(items)
+    # the same numbers a direct computation gives, on the same seeded subsample
+    keep = [items[i] for i in sorted(np.random.default_rng(0).choice(len(items), 30, replace=False))]
+    lls = choice_logliks(handle.model, handle.tokenizer, [(it.prompt, it.choices) for it in keep])
+    right = [float(int(np.argmax(ll.logprobs)) == it.target) for ll, it in zip(lls, keep, strict=True)]
+    assert abs(res["fact_acc"] - sum(right) / len(right)) < 1e-12
+    para = [bool(it.meta.get("paraphrase_only")) for it in keep]
+    verb = [r for r, p in zip(right, para, strict=True) if not p]
+    assert res["fact_acc_verbatim"] == (sum(verb) / len(verb) if verb else None)
+    lo, hi = res["fact_acc_ci"]
+    assert lo is not None and lo <= res["fact_acc"] <= hi and res["fact_acc_interval"]
+    row = {"size": "s", "params": 1, "non_embedding_params": 1, "tokens": 1, "final_loss": 1.0, **res}
+    header = [c.header for c in summary_table([row], "t").columns]
+    assert header[5:7] == ["fact acc", "95% CI"] and "paraphrase-only" in header

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from empiricist.evals import Results
-from empiricist.report import analysis, render_report
+from empiricist.evals import Results, analysis
+from empiricist.report import render_report
 from empiricist.report.html import script_json
 from empiricist.stats import adjust_pvalues, mcnemar_exact, mean_ci, paired_difference
 

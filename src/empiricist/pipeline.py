@@ -1,4 +1,4 @@
-"""The main job: world → tokenizer → token store → suite → fact accuracy per size.
+"""The main job: world → tokenizer → token store → suite → fact accuracy per size (through the eval runner).
 
 Each stage is a content-addressed artifact in the workspace, so a re-run skips finished work and a killed
 run resumes where it stopped (the trainer resumes mid-model from its last snapshot).
@@ -9,13 +9,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from empiricist.artifacts import Workspace, building, config_hash, is_complete, read_manifest, write_manifest
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import SuiteConfig, get_preset
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
+    from empiricist.world import WorldConfig
 
 # Which world each suite preset trains on by default.
 WORLD_FOR_SUITE = {"tiny": "tiny", "micro": "micro"}
@@ -60,7 +64,8 @@ def prepare_store(world_path: Path, tokenizer_path: Path, workspace: Workspace |
     return folder
 
 
-def prepare(world_config: Any, vocab_size: int, workspace: Workspace | str | Path | None = None, progress: bool = True) -> Prepared:
+def prepare(world_config: WorldConfig, vocab_size: int, workspace: Workspace | str | Path | None = None,
+            progress: bool = True) -> Prepared:
     from empiricist.world import generate_world
 
     ws = Workspace.at(workspace)
@@ -69,23 +74,59 @@ def prepare(world_config: Any, vocab_size: int, workspace: Workspace | str | Pat
     return Prepared(world, tok, prepare_store(world, tok, ws, progress))
 
 
-def fact_accuracy(handle: Any, world_path: Path, max_items: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """Multiple choice over every value of the relation, scored by log-likelihood of the cloze completion."""
-    from empiricist.evals.loglik import choice_accuracy
-    from empiricist.world import World
+def _preset_world(config: SuiteConfig, world_preset: str | None = None) -> str:
+    name = world_preset or WORLD_FOR_SUITE.get(config.name)
+    if name is None:
+        raise EmpiricistError(f"no default world for suite {config.name!r}; pass world_preset")
+    return name
 
-    items = list(World.open(world_path).eval_items("fact_qa"))
-    if max_items is not None and len(items) > max_items:
-        rng = np.random.default_rng(0)
-        items = [items[i] for i in sorted(rng.choice(len(items), max_items, replace=False))]
-    correct = choice_accuracy(handle.model, handle.tokenizer, [it["prompt"] for it in items],
-                              [it["choices"] for it in items], [it["target"] for it in items],
-                              progress=progress, desc=f"facts {handle.name}")
-    para = np.array([bool(it.get("paraphrase_only")) for it in items])
-    chance = float(np.mean([1 / len(it["choices"]) for it in items]))
-    return {"fact_acc": float(correct.mean()), "n_items": len(items), "chance": chance,
-            "fact_acc_verbatim": float(correct[~para].mean()) if (~para).any() else None,
-            "fact_acc_paraphrase_only": float(correct[para].mean()) if para.any() else None}
+
+def prepare_preset(preset: str, workspace: Workspace | str | Path | None = None, progress: bool = False) -> Prepared:
+    """The world, tokenizer and token store a suite preset trains on (built, or reused from the workspace)."""
+    from empiricist.world import WorldConfig
+
+    config = get_preset(preset)
+    return prepare(WorldConfig.preset(_preset_world(config)), config.vocab_size, workspace, progress)
+
+
+def prepare_suite(preset: str, workspace: Workspace | str | Path | None = None, progress: bool = False) -> Path:
+    """``prepare_preset`` plus the trained suite (resumed if interrupted, reused if finished); its folder."""
+    from empiricist.data.store import TokenStore
+    from empiricist.suite.suite import train_suite
+
+    prep = prepare_preset(preset, workspace, progress)
+    return Path(train_suite(get_preset(preset), TokenStore.open(prep.store), workspace=workspace, progress=progress))
+
+
+def fact_accuracy(handle: ModelHandle, world_path: Path, max_items: int | None = None, progress: bool = False,
+                  workspace: Workspace | str | Path | None = None) -> dict[str, Any]:
+    """Fact accuracy through the eval runner: the world's ``fact_qa`` task (multiple choice over every value
+    of the relation, log-likelihood scorer, cached in the workspace) with the runner's interval (clustered
+    by entity), and the same split into verbatim / paraphrase-only facts from the items' metadata."""
+    import dataclasses
+
+    from empiricist.evals import LoglikScorer, run_eval, world_tasks
+    from empiricist.evals.analysis import estimate
+
+    task = world_tasks(world_path, ["fact_qa"])["fact_qa"]
+    if max_items is not None and len(task.items) > max_items:
+        keep = sorted(np.random.default_rng(0).choice(len(task.items), max_items, replace=False))
+        task = dataclasses.replace(task, items=tuple(task.items[i] for i in keep))
+    run = run_eval(task, [handle], LoglikScorer(), workspace=workspace, contamination=False, write=False,
+                   progress=progress)
+    (overall,) = run.summary
+    rows = run.results.rows()
+    scores = np.array([r["score"] for r in rows], dtype=float)
+    clusters = np.array([r["cluster"] for r in rows], dtype=object)
+    para = np.array([bool(it.meta.get("paraphrase_only")) for it in task.items])
+    out: dict[str, Any] = {"fact_acc": overall["mean"], "fact_acc_ci": [overall["lo"], overall["hi"]],
+                           "fact_acc_interval": overall["method"], "n_items": len(rows),
+                           "chance": float(np.mean([1 / len(it.choices) for it in task.items]))}
+    for name, mask in (("verbatim", ~para), ("paraphrase_only", para)):
+        part = estimate(scores[mask], list(clusters[mask])) if mask.any() else None
+        out[f"fact_acc_{name}"] = part["mean"] if part else None
+        out[f"fact_acc_{name}_ci"] = [part["lo"], part["hi"]] if part else [None, None]
+    return out
 
 
 def run_main(
@@ -102,11 +143,8 @@ def run_main(
     from empiricist.world import WorldConfig
 
     config = get_preset(suite) if isinstance(suite, str) else suite
-    wname = world_preset or WORLD_FOR_SUITE.get(config.name)
-    if wname is None:
-        raise EmpiricistError(f"no default world for suite {config.name!r}; pass world_preset")
     t0 = time.perf_counter()
-    prep = prepare(WorldConfig.preset(wname), config.vocab_size, workspace, progress)
+    prep = prepare(WorldConfig.preset(_preset_world(config, world_preset)), config.vocab_size, workspace, progress)
     store = TokenStore.open(prep.store)
     suite_dir = train_suite(config, store, workspace=workspace, progress=progress)
     s = Suite(suite_dir)
@@ -117,7 +155,8 @@ def run_main(
         rows.append({"size": size, "params": man["info"]["n_params"],
                      "non_embedding_params": man["info"]["n_non_embedding_params"], "tokens": man["tokens"],
                      "final_loss": man["final_loss"],
-                     **fact_accuracy(handle, prep.world, max_items=max_fact_items, progress=progress)})
+                     **fact_accuracy(handle, prep.world, max_items=max_fact_items, progress=progress,
+                                    workspace=workspace)})
     summary = {"suite": str(suite_dir), "world": str(prep.world), "store": str(prep.store),
                "store_tokens": store.num_tokens, "rows": rows, "elapsed_s": round(time.perf_counter() - t0, 1)}
     from empiricist.artifacts import atomic_write_json

@@ -11,7 +11,6 @@ two rows (target with sign +1, contrast with sign −1) and the rows are combine
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,10 +99,6 @@ class Documents:
             h.update(i.encode())
             h.update(np.ascontiguousarray(t, dtype=np.int64).tobytes())
         return h.hexdigest()[:16]
-
-
-def queries_fingerprint(queries: Sequence[Query]) -> str:
-    return hashlib.sha256(json.dumps([q.to_dict() for q in queries], sort_keys=True).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- rows the gradient machinery sees

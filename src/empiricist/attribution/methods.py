@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from empiricist.attribution.checkpoints import checkpoint_weights, with_weights
 from empiricist.attribution.data import Documents, Query, Rows, combine_rows, document_rows, query_rows
 from empiricist.attribution.grads import cached, projected_features, second_moment
 from empiricist.errors import EmpiricistError
@@ -75,47 +76,6 @@ def _opt(ctx: Context, name: str, key: str) -> Any:
     return ctx.options.get(key, DEFAULTS[name][key])
 
 
-# ---------------------------------------------------------------- checkpoints (TracIn, TRAK ensembles)
-def checkpoint_weights(handle: Any, n: int, given: list[tuple[str, float]] | None = None) -> list[tuple[str, float]]:
-    """The last ``n`` checkpoints up to the handle's own (suite models) with their learning rates;
-    a plain HF folder is its own single checkpoint with weight 1; ``given`` (path, lr) pairs win."""
-    if given:
-        return [(str(p), float(lr)) for p, lr in given][-n:]
-    prov = handle.provenance
-    if prov.get("source") != "suite" or n <= 1:
-        return [(str(prov.get("path", "")), 1.0)]
-    from empiricist.suite.suite import Suite
-
-    suite = Suite(prov["suite"])
-    steps = [s for s in suite.checkpoints(prov["size"]) if 0 < s <= prov["step"]][-n:]
-    return [(str(suite.checkpoint_path(prov["size"], s)), suite.config.train.lr_at(max(s - 1, 0))) for s in steps]
-
-
-def _load_state(path: str, handle: Any) -> dict[str, torch.Tensor]:
-    if path == str(handle.provenance.get("path", "")):
-        return {k: v.detach().clone() for k, v in handle.model.state_dict().items()}
-    from safetensors.torch import load_file
-
-    state = load_file(str(Path(path) / "model.safetensors"))
-    own = handle.model.state_dict()
-    return {k: state.get(k, own[k]) for k in own}  # tied/buffer entries missing from the file keep ours
-
-
-def _with_weights(handle: Any, path: str) -> Any:
-    """A context manager that loads checkpoint ``path`` into the model and restores it afterwards."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def swap() -> Any:
-        original = {k: v.detach().clone() for k, v in handle.model.state_dict().items()}
-        handle.model.load_state_dict(_load_state(path, handle))
-        try:
-            yield handle.model
-        finally:
-            handle.model.load_state_dict(original)
-    return swap()
-
-
 # ---------------------------------------------------------------- gradient-feature methods
 def _features(ctx: Context, rows: Rows, role: str, ckpt: str, proj_dim: int, seed: int,
               scale: torch.Tensor | None, tag: str) -> np.ndarray:
@@ -123,7 +83,7 @@ def _features(ctx: Context, rows: Rows, role: str, ckpt: str, proj_dim: int, see
                   rows=[r.tolist() for r in rows.ids] if role == "query" else None)
 
     def compute() -> np.ndarray:
-        with _with_weights(ctx.handle, ckpt) as model:
+        with with_weights(ctx.handle, ckpt) as model:
             return projected_features(model, rows, proj_dim=proj_dim, seed=seed, scale=scale,
                                       progress=ctx.progress, desc=f"{tag} {role} gradients")
     return cached(ctx.cache / "features" if ctx.cache else None, key, compute)

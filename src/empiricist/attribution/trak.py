@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from empiricist.artifacts import config_hash
+from empiricist.attribution.checkpoints import load_state
 from empiricist.attribution.data import Rows, combine_rows, pad_batch
 from empiricist.attribution.grads import linear_params, make_projector, per_example_grads
 
@@ -90,8 +91,6 @@ def trak_scores(ctx: Any, checkpoints: list[tuple[str, float]], *, proj_dim: int
 
     from trak import TRAKer
 
-    from empiricist.attribution.methods import _load_state
-
     logging.getLogger("TRAK").setLevel(logging.WARNING)
     qrows, drows = ctx.query_rows(), ctx.doc_rows()
     n = len(drows.ids)
@@ -110,7 +109,7 @@ def trak_scores(ctx: Any, checkpoints: list[tuple[str, float]], *, proj_dim: int
                     use_half_precision=False, grad_wrt=[name for name, _ in params], lambda_reg=0.0,
                     logging_level=logging.WARNING)
     try:
-        states = [_load_state(c, ctx.handle) for c, _ in checkpoints]
+        states = [load_state(c, ctx.handle) for c, _ in checkpoints]
         for mid, state in enumerate(states):
             traker.load_checkpoint(state, model_id=mid)
             task.rows = drows

@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate models on tasks; print scores with CIs and write results, transcripts and a report."""
         from empiricist.errors import InputError
         from empiricist.evals import expand_models, make_scorer, resolve_tasks, run_eval
+        from empiricist.report import write_run_report
 
         if suite and not (all_sizes or size):
             raise InputError("with --suite, choose --all-sizes or one or more --size")
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
         if not models:
             raise InputError("no models: give --model and/or --suite")
         run = run_eval(tasks, models, scorer, out=out, workspace=workspace, progress=not quiet,
-                       contamination="auto" if contamination else False)
+                       contamination="auto" if contamination else False, render=write_run_report)
         console.print(summary_table(run.summary, f"{scoring} scores ({len(models)} models)"))
         console.print(f"run: {run.folder}\nreport: {run.report}")
 

@@ -31,17 +31,23 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for col in ("size", "params", "non-emb params", "tokens", "final loss", "fact acc", "verbatim", "paraphrase-only",
-                "chance"):
+    for col in ("size", "params", "non-emb params", "tokens", "final loss", "fact acc", "95% CI", "verbatim",
+                "paraphrase-only", "chance"):
         table.add_column(col, justify="right")
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.1f}%"
 
+    def ci(bounds: list[float | None] | None) -> str:
+        lo, hi = bounds or (None, None)
+        return "-" if lo is None or hi is None else f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
     for r in rows:
         table.add_row(r["size"], f"{r['params']:,}", f"{r['non_embedding_params']:,}", f"{r['tokens']:,}",
-                      f"{r['final_loss']:.3f}", pct(r["fact_acc"]), pct(r["fact_acc_verbatim"]),
-                      pct(r["fact_acc_paraphrase_only"]), pct(r["chance"]))
+                      f"{r['final_loss']:.3f}", pct(r["fact_acc"]), ci(r.get("fact_acc_ci")),
+                      f"{pct(r['fact_acc_verbatim'])} {ci(r.get('fact_acc_verbatim_ci'))}",
+                      f"{pct(r['fact_acc_paraphrase_only'])} {ci(r.get('fact_acc_paraphrase_only_ci'))}",
+                      pct(r["chance"]))
     return table
 
 
@@ -198,17 +204,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train (or resume) a suite: every size on the same data in the same order."""
         from empiricist.data.store import TokenStore
-        from empiricist.pipeline import WORLD_FOR_SUITE, prepare
+        from empiricist.pipeline import prepare_preset
         from empiricist.suite.config import get_preset
         from empiricist.suite.suite import train_suite
-        from empiricist.world import WorldConfig
-
         cfg = get_preset(preset)
         if steps is not None:
             cfg = cfg.replace(steps=steps)
         if store is None:
-            store = prepare(WorldConfig.preset(WORLD_FOR_SUITE[cfg.name]), cfg.vocab_size, workspace,
-                            not quiet).store
+            store = prepare_preset(preset, workspace, not quiet).store
         path = train_suite(cfg, TokenStore.open(store), workspace=workspace, sizes=size, progress=not quiet)
         console.print(f"suite: {path}")
 

@@ -16,24 +16,18 @@ console = Console()
 
 
 def suite_world(spec: str, workspace: Workspace | None) -> Path:
-    """The world a suite model was trained on, as recorded in its token store's manifest."""
-    from empiricist.artifacts import read_manifest
-    from empiricist.errors import InputError
+    """The world a suite model was trained on (for --world's default)."""
+    from empiricist.errors import ArtifactError, InputError
     from empiricist.suite.handles import resolve
     from empiricist.suite.suite import Suite
 
     prov = resolve(spec, workspace=workspace)
     if prov["source"] != "suite":
         raise InputError(f"{spec} is not a suite model: pass --world")
-    store = Path(Suite(prov["suite"]).meta["store_path"])
-    world = read_manifest(store).get("source", {}).get("world")
-    if not world:
-        raise InputError(f"suite {prov['suite']} was not trained on a world: pass --world")
-    # a relative path was recorded relative to the directory the pipeline ran in: look up from the store
-    for base in (Path.cwd(), *store.parents):
-        if (base / world).is_dir():
-            return base / world
-    raise InputError(f"the world {world} that suite {prov['suite']} was trained on is gone: pass --world")
+    try:
+        return Suite(prov["suite"]).world_path()
+    except ArtifactError as e:
+        raise InputError(f"{e}: pass --world") from None
 
 
 def model_specs(models: list[str], suite: str | None, size: str | None, all_checkpoints: bool,

@@ -151,13 +151,14 @@ def register(app: typer.Typer) -> None:
         store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None,
     ) -> None:
         """Generate with a model (or take --text) and trace verbatim spans of the output to training documents."""
+        from empiricist.evals.generate import continue_text
         from empiricist.lookup import trace_text
 
         s = open_store(store, suite, workspace)
         idx = open_ngram(s, workspace)
         if text is None:
             handle = _model_for("model", model, suite, workspace)
-            text = generate(handle, prompt, max_new_tokens)
+            text = continue_text(handle, prompt, max_new_tokens)
         result = trace_text(idx, text, prompt=prompt or None, min_len=min_len, max_freq=max_freq, max_docs=max_docs)
         if as_json:
             typer.echo(json.dumps({"prompt": prompt, "output": text, **result.to_dict()}, ensure_ascii=False,
@@ -233,18 +234,6 @@ def _model_for(kind: str, spec: str | None, suite: str, workspace: Workspace | N
         s = Suite(resolve_suite(suite, workspace))
         spec = f"suite:{s.path}/{s.sizes[-1]}"
     return load_model(spec, workspace=workspace)
-
-
-def generate(handle: Any, prompt: str, max_new_tokens: int) -> str:
-    """Greedy continuation of ``prompt`` (deterministic, so a trace can be re-run)."""
-    import torch
-
-    tok = handle.tokenizer
-    ids = tok(prompt, return_tensors="pt")["input_ids"] if prompt else torch.tensor([[tok.eos_token_id]])
-    with torch.inference_mode():
-        out = handle.model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
 def register_validate(app: typer.Typer) -> None:

@@ -95,19 +95,8 @@ class TokenStore:
                                 f"but got {sha} (from {text})")
 
     def world_path(self) -> Path:
-        """The generated world this store was built from (its ground truth): the recorded path, or — since
-        that path is relative to where the store was built — the same name in the store's workspace."""
-        from empiricist.artifacts import Workspace
-
-        source = self.manifest.get("source") or {}
-        if "world" not in source:
-            raise ArtifactError(f"store {self.path} was not built from a generated world: no ground truth")
-        home = Workspace.containing(self.path)
-        cands = [Path(source["world"])] + ([home.root / "worlds" / Path(source["world"]).name] if home else [])
-        for cand in cands:
-            if (cand / "facts.jsonl").exists():
-                return cand
-        raise ArtifactError(f"the world {source['world']} that store {self.path} was built from is not there")
+        """The generated world this store was built from (its ground truth); see ``store_world``."""
+        return store_world(self.path, self.manifest)
 
     # ------------------------------------------------------------ tokens
     def _shard(self, i: int) -> np.ndarray:
@@ -204,3 +193,27 @@ class TokenStore:
         if bad:
             raise ArtifactError(f"store {self.path} is corrupted: {', '.join(bad)} no longer match "
                                 "its manifest")
+
+
+def store_world(store_path: str | Path, manifest: dict[str, Any] | None = None) -> Path:
+    """The world a token store was made from: the one "which world made this store" rule.
+
+    The manifest records the world's path as given when the store was built (often relative to another
+    working directory) and its config hash. Candidates, in order: that path; the same folder name in the
+    store's workspace (``Workspace.containing``); that relative path under each ancestor of the store. The
+    first complete world artifact whose config hash matches the recorded one (when one was recorded) wins.
+    """
+    store_path = Path(store_path)
+    manifest = manifest if manifest is not None else artifacts.read_manifest(store_path)
+    source = manifest.get("source") or {}
+    raw, want = source.get("world"), source.get("world_hash")
+    if not raw:
+        raise ArtifactError(f"store {store_path} was not built from a generated world: no ground truth")
+    home = artifacts.Workspace.containing(store_path)
+    cands = [Path(raw)] + ([home.root / "worlds" / Path(raw).name] if home else [])
+    cands += [base / raw for base in store_path.resolve().parents] if not Path(raw).is_absolute() else []
+    for cand in cands:
+        if (cand / "facts.jsonl").is_file() and artifacts.is_complete(cand) \
+                and (want is None or artifacts.read_manifest(cand).get("config_hash") == want):
+            return cand
+    raise ArtifactError(f"the world {raw} (hash {want}) that store {store_path} was built from is not there")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
 from empiricist.errors import EmpiricistError
 from empiricist.evals.loglik import TRUNCATION, context_window
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,18 @@ def _fit(ids: list[int], name: str, max_new: int, max_len: int | None, truncatio
 def greedy_generate(
     model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 32, until: Sequence[str] = ("\n",),
     ids: Sequence[str] | None = None, batch_size: int = 16, truncation: str = "error", progress: bool = False,
+    empty_from_eos: bool = False,
 ) -> list[Generation]:
-    """Greedy completions (left-padded batches, as ``generate`` expects), cut at the first stop string."""
+    """Greedy completions (left-padded batches, as ``generate`` expects), cut at the first stop string.
+
+    ``empty_from_eos``: an empty prompt starts from the end-of-text token (an unconditional sample) instead
+    of being an error.
+    """
     if truncation not in TRUNCATION:
         raise EmpiricistError(f"truncation must be one of {TRUNCATION}, got {truncation!r}")
     max_len = context_window(model)
-    encoded = [_fit(list(x), ids[i] if ids else str(i), max_new_tokens, max_len, truncation)
+    start = [tokenizer.eos_token_id] if empty_from_eos else []
+    encoded = [_fit(list(x) or start, ids[i] if ids else str(i), max_new_tokens, max_len, truncation)
                for i, x in enumerate(tokenizer(list(prompts), add_special_tokens=False)["input_ids"])]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
@@ -69,3 +79,10 @@ def greedy_generate(
             text = cut_at_stops(tokenizer.decode(new, skip_special_tokens=True), until)
             out[i] = Generation(text, len(new), len(encoded[i][0]), encoded[i][1])
     return out  # type: ignore[return-value]
+
+
+def continue_text(handle: ModelHandle, prompt: str, max_new_tokens: int) -> str:
+    """Greedy continuation of one prompt, no stop strings (deterministic, so a trace can be re-run); an
+    empty prompt continues from the end-of-text token."""
+    return greedy_generate(handle.model, handle.tokenizer, [prompt], max_new_tokens=max_new_tokens, until=(),
+                           empty_from_eos=True)[0].completion

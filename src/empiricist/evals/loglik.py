@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -206,27 +205,3 @@ def reference_logprob(model, tokenizer, context: str, continuation: str) -> floa
     return float(logp[torch.arange(len(ids) - k - 1, len(ids) - 1), torch.tensor(ids[-k:])].sum())
 
 
-# ---------------------------------------------------------------- simple entry points (used by the pipeline)
-def continuation_logprobs(
-    model, tokenizer, pairs: Sequence[tuple[str, str]], *, batch_tokens: int = 4096, progress: bool = False,
-    desc: str = "loglik",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of log p(continuation | context) and continuation length in tokens, for each pair."""
-    groups: dict[str, list[int]] = {}
-    for j, (ctx, _) in enumerate(pairs):
-        groups.setdefault(ctx, []).append(j)
-    requests = [(ctx, [pairs[j][1] for j in js]) for ctx, js in groups.items()]
-    res = choice_logliks(model, tokenizer, requests, batch_tokens=batch_tokens, progress=progress, desc=desc)
-    sums, lens = np.zeros(len(pairs)), np.zeros(len(pairs), dtype=np.int64)
-    for js, r in zip(groups.values(), res, strict=True):
-        sums[js], lens[js] = r.logprobs, r.n_tokens
-    return sums, lens
-
-
-def choice_accuracy(
-    model, tokenizer, prompts: Sequence[str], choices: Sequence[Sequence[str]], targets: Sequence[int],
-    *, progress: bool = False, desc: str = "choices",
-) -> np.ndarray:
-    """Per item 1.0 if the target choice has the highest summed log-prob, else 0.0."""
-    res = choice_logliks(model, tokenizer, list(zip(prompts, choices, strict=True)), progress=progress, desc=desc)
-    return np.array([float(int(np.argmax(r.logprobs)) == t) for r, t in zip(res, targets, strict=True)])

@@ -2,7 +2,8 @@
 
 The run folder (an artifact: built under a temporary name, manifest last) holds ``results.parquet`` and
 ``results.jsonl`` (every transcript), ``lm_eval/<model>/samples_<task>_<date>.jsonl``, ``summary.json``
-and ``report.html``. Raw model outputs live in the workspace cache (``evals/cache``), chunk by chunk,
+and whatever the caller's ``render`` hook adds (the CLI passes ``report.write_run_report``: ``report.html``).
+The runner writes data only; it never imports ``report``. Raw model outputs live in the workspace cache (``evals/cache``), chunk by chunk,
 so an interrupted run resumes and a second run over the same items and models computes nothing.
 """
 
@@ -32,6 +33,8 @@ from empiricist.evals.tasks import Item, Task, load_task, world_tasks
 
 KIND = "eval_run"
 ChunkCallback = Callable[[dict[str, Any]], None]
+# Writes presentation files (a report) into the run folder, before its manifest: (results, folder, title).
+RenderHook = Callable[[Results, Path, str], None]
 
 
 @dataclass
@@ -193,12 +196,15 @@ def run_eval(
     seed: int = 0,
     write: bool = True,
     title: str | None = None,
+    render: RenderHook | None = None,
 ) -> EvalRun:
     """Evaluate every model on every task and write the run folder (``write=False``: table only).
 
     ``models``: specs (``suite:...``, folders, hub ids; see ``suite.handles``) or loaded ``ModelHandle``s.
     ``contamination``: ``"auto"`` (suite models whose corpus has an n-gram index), False, or
     ``{"store": TokenStore, "index": NgramIndex | path | None}`` applied to every model.
+    ``render``: called with (results, run folder, title) before the manifest is written, so what it adds is
+    part of the artifact (``empiricist.report.write_run_report`` adds ``report.html``).
     """
     from empiricist.suite.handles import ModelHandle, load_model
 
@@ -222,7 +228,7 @@ def run_eval(
             rows += _rows(task, handle, label, spec, scorer, raws, hashes, dirty, seed)
         del handle
     results = Results.from_rows(rows)
-    from empiricist.report.analysis import summary_rows
+    from empiricist.evals.analysis import summary_rows
 
     summary = summary_rows(results)
     if not write:
@@ -234,14 +240,14 @@ def run_eval(
     with building(folder, overwrite=True) as tmp:
         results.write(tmp)
         results.write_lm_eval_samples(tmp / "lm_eval")
-        from empiricist.report import write_report
-
-        write_report(results, tmp / "report.html", title=title or f"eval: {', '.join(t.name for t in tasks)}")
+        if render is not None:
+            render(results, tmp, title or f"eval: {', '.join(t.name for t in tasks)}")
         from empiricist.artifacts import atomic_write_json
 
         atomic_write_json(tmp / "summary.json", summary)
         write_manifest(tmp, kind=KIND, config={"scoring": scorer.config(), "seed": seed,
                                                "tasks": [t.name for t in tasks], "models": [s for s, _, _ in specs]},
                        inputs={**{f"task:{t.name}": t.hash for t in tasks}, **{f"model:{s}": h for s, _, h in specs}})
-    return EvalRun(results, folder, folder / "report.html", summary)
+    report = folder / "report.html"
+    return EvalRun(results, folder, report if report.is_file() else None, summary)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import atomic_write_text
+from empiricist.evals import analysis
 from empiricist.evals.results import Results
-from empiricist.report import analysis
 from empiricist.report.plots import checkpoint_plot, scaling_plot
 
 CSS = """
@@ -235,3 +235,8 @@ scoring: <code>{escape(first.get('scoring') or '')}</code> · seed {fmt(first.ge
 def write_report(results: Results, path: str | Path, title: str = "eval report", alpha: float = 0.05) -> Path:
     """Render the report and write it atomically; returns its path."""
     return atomic_write_text(path, render_report(results, title, alpha))
+
+
+def write_run_report(results: Results, folder: Path, title: str) -> None:
+    """``run_eval``'s ``render`` hook: the run's ``report.html``, written before the run's manifest."""
+    write_report(results, Path(folder) / "report.html", title=title)

@@ -23,6 +23,26 @@ from empiricist.errors import ArtifactError, EmpiricistError
 _SUITE_SPEC = re.compile(r"^suite:(?P<suite>.+?)/(?P<size>[^/@]+)(?:@(?:step)?(?P<step>\d+))?$")
 
 
+@dataclass(frozen=True)
+class SuiteSpec:
+    """``suite:<suite name or folder>/<size>[@step<N>]``, parsed (``step`` None: the last checkpoint)."""
+
+    suite: str
+    size: str
+    step: int | None = None
+
+    def format(self) -> str:
+        return f"suite:{self.suite}/{self.size}" + (f"@step{self.step}" if self.step is not None else "")
+
+
+def parse_suite_spec(spec: str) -> SuiteSpec | None:
+    """The one reading of a ``suite:`` model spec; None when ``spec`` is not one (a folder, a hub id)."""
+    m = _SUITE_SPEC.match(spec)
+    if m is None:
+        return None
+    return SuiteSpec(m["suite"], m["size"], int(m["step"]) if m["step"] else None)
+
+
 @dataclass
 class ModelHandle:
     """A loaded model with its tokenizer and where it came from (for manifests and result tables)."""
@@ -56,17 +76,16 @@ def resolve_suite(name_or_path: str, workspace: Workspace | str | Path | None = 
 
 def resolve(spec: str, *, step: int | None = None, workspace: Workspace | str | Path | None = None) -> dict[str, Any]:
     """Turn a spec into a location plus provenance, without loading weights."""
-    m = _SUITE_SPEC.match(spec)
-    if m:
+    parsed = parse_suite_spec(spec)
+    if parsed is not None:
         from empiricist.suite.suite import Suite
 
-        suite = Suite(resolve_suite(m["suite"], workspace))
-        want = step if step is not None else (int(m["step"]) if m["step"] else None)
-        path = suite.checkpoint_path(m["size"], want)
+        suite = Suite(resolve_suite(parsed.suite, workspace))
+        path = suite.checkpoint_path(parsed.size, step if step is not None else parsed.step)
         info = json.loads((path / "empiricist.json").read_text())
-        return {"source": "suite", "path": str(path), "suite": str(suite.path), "size": m["size"],
+        return {"source": "suite", "path": str(path), "suite": str(suite.path), "size": parsed.size,
                 "step": info["step"], "tokens_seen": info.get("tokens_seen"), "n_params": info.get("n_params"),
-                "name": f"{suite.config.name}/{m['size']}@step{info['step']}"}
+                "name": f"{suite.config.name}/{parsed.size}@step{info['step']}"}
     p = Path(spec).expanduser()
     if p.exists():
         if not (p / "config.json").exists():

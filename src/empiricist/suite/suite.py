@@ -101,6 +101,12 @@ class Suite:
             raise ArtifactError(f"the token store at {self.meta['store_path']} changed since suite {self.path} was trained")
         return store
 
+    def world_path(self) -> Path:
+        """The world the suite's store was made from (without opening the store; see ``store_world``)."""
+        from empiricist.data.store import store_world
+
+        return store_world(self.meta["store_path"])
+
     def order(self) -> TrainingOrder:
         return TrainingOrder.load(self.path / "order", self.store())
 

@@ -1,4 +1,6 @@
-"""The numbers a report shows, computed from a results table with ``empiricist.stats``.
+"""The numbers behind every eval summary and report, computed from a results table with ``empiricist.stats``.
+
+Statistics, not presentation: the runner's summary uses them and ``empiricist.report`` renders them.
 
 Choices made here, once, for every report:
 - a mean's interval is cluster-robust when items carry clusters (items about one entity or from one

@@ -10,19 +10,16 @@ re-generated, byte-identical artifact has the same identity; any change to what 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from empiricist.artifacts import Workspace, config_hash, is_complete, read_manifest, sha256_file
+from empiricist.artifacts import Workspace, config_hash, is_complete, sha256_file
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
 from empiricist.studies.lock import identity
 from empiricist.studies.spec import Study
-
-_SUITE_SPEC = re.compile(r"^suite:(?P<suite>.+?)/(?P<size>[^/@]+)(?:@(?:step)?(?P<step>\d+))?$")
 
 
 @dataclass
@@ -39,24 +36,12 @@ def _artifact(what: str, folder: Path, **extra: Any) -> dict[str, Any]:
     return {"what": what, "path": str(folder), "identity": identity(folder), **extra}
 
 
-def prepare_suite(preset: str, workspace: Workspace | str | Path | None, progress: bool = False) -> Path:
-    """Build (or reuse) a suite preset's world, tokenizer, store and models, via the pipeline."""
-    from empiricist.data.store import TokenStore
-    from empiricist.pipeline import WORLD_FOR_SUITE, prepare
-    from empiricist.suite.config import get_preset
-    from empiricist.suite.suite import train_suite
-    from empiricist.world import WorldConfig
-
-    cfg = get_preset(preset)
-    prep = prepare(WorldConfig.preset(WORLD_FOR_SUITE[cfg.name]), cfg.vocab_size, workspace, progress)
-    return Path(train_suite(cfg, TokenStore.open(prep.store), workspace=workspace, progress=progress))
-
-
 def resolve_inputs(study: Study, workspace: Workspace | str | Path | None = None, prepare: bool = False,
                    progress: bool = False) -> Inputs:
     """Pin every model and task of the study and record the artifacts they come from."""
+    from empiricist.pipeline import prepare_suite
     from empiricist.suite.config import SUITE_PRESETS
-    from empiricist.suite.handles import resolve, resolve_suite
+    from empiricist.suite.handles import parse_suite_spec, resolve, resolve_suite
     from empiricist.suite.suite import Suite
 
     s = study.sampling
@@ -75,12 +60,12 @@ def resolve_inputs(study: Study, workspace: Workspace | str | Path | None = None
         suite = Suite(suite_dir)
         store = Path(suite.meta["store_path"])
         inputs.artifacts["store"] = _artifact("token store", store)
-        inputs.world = _store_world(store)
+        inputs.world = suite.world_path()
         inputs.artifacts["world"] = _artifact("world", inputs.world)
     for alias, spec in s.models.items():
-        m = _SUITE_SPEC.match(spec)
-        if m and suite_dir is not None and m["suite"] == s.suite:
-            spec = f"suite:{suite_dir}/{m['size']}" + (f"@step{m['step']}" if m["step"] else "")
+        parsed = parse_suite_spec(spec)
+        if parsed and suite_dir is not None and parsed.suite == s.suite:
+            spec = dataclasses.replace(parsed, suite=str(suite_dir)).format()
         try:
             prov = resolve(spec, workspace=workspace)
         except EmpiricistError as e:
@@ -103,18 +88,6 @@ def resolve_inputs(study: Study, workspace: Workspace | str | Path | None = None
     for alias, source in s.tasks.items():
         inputs.tasks[alias] = _task_source(study, alias, source, inputs, workspace)
     return inputs
-
-
-def _store_world(store: Path) -> Path:
-    """The world a token store was made from (its manifest may record it relative to another cwd)."""
-    source = read_manifest(store).get("source", {})
-    raw, want = source.get("world"), source.get("world_hash")
-    if not raw:
-        raise ArtifactError(f"token store {store} does not record the world it was made from")
-    for cand in (Path(raw), store.parent.parent / "worlds" / Path(raw).name, store.parent.parent.parent / raw):
-        if is_complete(cand) and read_manifest(cand).get("config_hash") in (want, None):
-            return cand
-    raise ArtifactError(f"the world the suite was trained on ({raw}, hash {want}) is not in the workspace")
 
 
 def _folder_identity(folder: Path) -> dict[str, Any]:

@@ -16,7 +16,6 @@ it), one that none corroborates cannot win, a control that never passes can neve
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +28,6 @@ from empiricist.studies.logic import CORROBORATED, FALSIFIED, evaluate
 from empiricist.studies.spec import DERIVED, Study
 
 _CELLS = 4_000_000  # floats per simulated batch
-_SUITE_SPEC = re.compile(r"^suite:(?P<suite>[^/]+)/(?P<size>[^/@]+)")
 
 
 @dataclass
@@ -49,17 +47,18 @@ class Design:
 def parameter_counts(study: Study) -> dict[str, float]:
     """Model alias -> parameters: ``sampling.params``, else from a suite preset's config."""
     from empiricist.suite.config import SUITE_PRESETS
+    from empiricist.suite.handles import parse_suite_spec
 
     out: dict[str, float] = {}
     for alias, spec in study.sampling.models.items():
         if alias in study.sampling.params:
             out[alias] = float(study.sampling.params[alias])
             continue
-        m = _SUITE_SPEC.match(spec)
-        if m and m["suite"] in SUITE_PRESETS:
-            cfg = SUITE_PRESETS[m["suite"]]
-            if any(s.name == m["size"] for s in cfg.sizes):
-                out[alias] = float(cfg.size(m["size"]).n_params(cfg.vocab_size))
+        parsed = parse_suite_spec(spec)
+        if parsed and parsed.suite in SUITE_PRESETS:
+            cfg = SUITE_PRESETS[parsed.suite]
+            if any(s.name == parsed.size for s in cfg.sizes):
+                out[alias] = float(cfg.size(parsed.size).n_params(cfg.vocab_size))
     return out
 
 

@@ -295,6 +295,22 @@ def test_migrate_lock_rewrites_an_old_lock_after_checking_it_exactly(old_lock):
     assert migrate_lock(old_lock)["migrated"] is False
 
 
+def test_migrate_lock_command(old_lock):
+    import typer
+    from typer.testing import CliRunner
+
+    from empiricist.cli import studies
+
+    app = typer.Typer()
+    studies.register(app)
+    runner = CliRunner()
+    res = runner.invoke(app, ["study", "migrate-lock", str(old_lock)])
+    assert res.exit_code == 0 and "migrated (moved: empiricist.internals.stego" in res.output, res.output
+    assert read_lock(old_lock)["migrations"][0]["command"] == "empiricist study migrate-lock probe_evasion.toml"
+    res = runner.invoke(app, ["study", "migrate-lock", str(old_lock)])
+    assert res.exit_code == 0 and "already current" in res.output
+
+
 def test_migrate_lock_refuses_any_change_beyond_the_move(old_lock, monkeypatch):
     lock = read_lock(old_lock)
     ident = lock["artifacts"]["experiment:stego"]["identity"]

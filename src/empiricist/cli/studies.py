@@ -99,7 +99,13 @@ def _print_plan(report: dict[str, Any]) -> None:
         console.print("[green]every party is at risk[/green]")
 
 
+def _print_flags(report: dict[str, Any]) -> None:
+    for flag in report.get("flags", []):
+        console.print(f"[yellow]{flag}[/yellow]")
+
+
 # How each study kind's check report and results print (presentation only; the numbers come from the kind).
+# A kind without an entry prints its flags, and its outcome (printed for every kind).
 CHECK_PRINTERS = {"eval": _print_power, "experiment": _print_plan}
 RESULT_PRINTERS = {"eval": _print_verdicts, "experiment": _print_experiment}
 
@@ -143,7 +149,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]warning:[/yellow] {w}")
         _lock_state(spec)
         report = kind_of(s).check(s, n_sims=sims)
-        CHECK_PRINTERS[report["kind"]](report)
+        CHECK_PRINTERS.get(report["kind"], _print_flags)(report)
 
     @study.command("lock")
     def lock_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party signing")],
@@ -181,7 +187,7 @@ def register(app: typer.Typer) -> None:
         load_experiments()
         run = run_study(spec, out=out, workspace=workspace, prepare=prepare, progress=not quiet, max_items=max_items)
         r = run.results
-        RESULT_PRINTERS[r["kind"]](r)
+        RESULT_PRINTERS.get(r["kind"], _print_flags)(r)
         style = "bold red" if not r["controls_passed"] else "bold"
         console.print(f"[{style}]{r['outcome']}[/{style}]")
         console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}")

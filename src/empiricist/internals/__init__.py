@@ -1,4 +1,4 @@
-"""empiricist.internals: activation capture, linear probes with control tasks, and probe-evasion training.
+"""empiricist.internals: activation capture and linear probes with control tasks (tools, not experiments).
 
 Activations (``activations``)
     capture_activations(handle, texts, out_dir, sites="resid", positions="last", chunk_rows=65536) -> Path
@@ -14,8 +14,7 @@ Datasets (``datasets``)
 Layers × checkpoints (``sweep``)
     probe_model(handle, dataset, sites) ; run_probe(specs, dataset, out_dir) -> (path, rows) ;
     checkpoint_specs(suite, size) ; plot_heatmap(rows, path, title)
-Probe evasion (``stego``)
-    run_stego_grid(config="default"|"reduced"|StegoConfig, out_dir=None) -> StegoResults
+The probe-evasion experiment that uses them is ``empiricist.experiments.probe_evasion``.
 """
 
 from empiricist.internals.activations import (

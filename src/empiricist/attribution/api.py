@@ -6,13 +6,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from empiricist.artifacts import Workspace
 from empiricist.attribution.data import Documents, Query
 from empiricist.attribution.methods import Context, check_options, get_method
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Attribution:
         return out
 
 
-def attribute(model: Any, queries: Sequence[Query], documents: Documents, method: str = "trackstar", *,
+def attribute(model: ModelHandle | str, queries: Sequence[Query], documents: Documents, method: str = "trackstar", *,
               cache: str | Path | None = None, options: dict[str, Any] | None = None, progress: bool = True,
               workspace: Workspace | str | Path | None = None) -> Attribution:
     """Score every (query, document) pair with ``method``.

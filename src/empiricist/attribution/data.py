@@ -14,12 +14,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from empiricist.errors import InputError
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Documents:
         return len(self.ids)
 
     @classmethod
-    def from_store(cls, store: Any, indices: Sequence[int] | None = None) -> Documents:
+    def from_store(cls, store: TokenStore, indices: Sequence[int] | None = None) -> Documents:
         idx = range(len(store)) if indices is None else [int(i) for i in indices]
         bad = [i for i in idx if not 0 <= i < len(store)]
         if bad:

@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,12 +33,15 @@ from empiricist.attribution.data import Documents, Query, Rows, combine_rows, do
 from empiricist.attribution.grads import cached, projected_features, second_moment
 from empiricist.errors import EmpiricistError
 
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
+
 
 @dataclass
 class Context:
     """Everything a method needs; ``cache`` is a folder (None: no caching)."""
 
-    handle: Any  # suite.handles.ModelHandle
+    handle: ModelHandle  # suite.handles.ModelHandle
     queries: list[Query]
     docs: Documents
     cache: Path | None

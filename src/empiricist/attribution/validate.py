@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -41,6 +41,10 @@ from empiricist.attribution.data import Documents, Query, fact_queries, query_ro
 from empiricist.attribution.retrain import measure, train_on_docs
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import ModelSize, TrainConfig
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
+    from empiricist.suite.handles import ModelHandle
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ VALIDATION_PRESETS: dict[str, ValidationConfig] = {
 
 
 # ---------------------------------------------------------------- corpus
-def choose_corpus(world: Any, store: Any, cfg: ValidationConfig) -> tuple[list[int], list[dict[str, Any]], list[int]]:
+def choose_corpus(world: Any, store: TokenStore, cfg: ValidationConfig) -> tuple[list[int], list[dict[str, Any]], list[int]]:
     """Store indices of the documents, the fact_qa items used as queries, and the held-out documents used
     as text queries (all deterministic in cfg.seed)."""
     rng = np.random.default_rng(cfg.seed)
@@ -103,7 +107,7 @@ def choose_corpus(world: Any, store: Any, cfg: ValidationConfig) -> tuple[list[i
     return sorted(chosen), items, sorted(pick[cfg.n_random_docs:])
 
 
-def text_queries(store: Any, held_out: list[int], max_tokens: int) -> list[Query]:
+def text_queries(store: TokenStore, held_out: list[int], max_tokens: int) -> list[Query]:
     """A held-out document as a query: its second half given its first half (EOS dropped; at most
     ``max_tokens`` tokens, leaving room for re-tokenisation at the seam)."""
     tok = store.tokenizer()
@@ -156,7 +160,7 @@ def _rss_mb() -> float:
 class Validation:
     """State of one validation folder; each expensive piece is computed once and saved."""
 
-    def __init__(self, world: Any, store: Any, cfg: ValidationConfig, out: Path, progress: bool = True) -> None:
+    def __init__(self, world: Any, store: TokenStore, cfg: ValidationConfig, out: Path, progress: bool = True) -> None:
         self.world, self.store, self.cfg, self.out, self.progress = world, store, cfg, Path(out), progress
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out / "config.json", {"config": cfg.to_dict(), "store": store.fingerprint})
@@ -196,7 +200,7 @@ class Validation:
         self.checkpoints = [(str(paths[s]), cfg.train.lr_at(s - 1)) for s in steps]
         return handle
 
-    def scores(self, handle: Any, method: str) -> tuple[np.ndarray, dict[str, float]]:
+    def scores(self, handle: ModelHandle, method: str) -> tuple[np.ndarray, dict[str, float]]:
         from empiricist.attribution.api import attribute
 
         path = self.out / "scores" / f"{method}.npy"
@@ -252,7 +256,7 @@ class Validation:
         return delta
 
 
-def _hf_tokenizer(store: Any) -> Any:
+def _hf_tokenizer(store: TokenStore) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(tokenizer_file=str(store.tokenizer_path))
@@ -289,7 +293,7 @@ def _seed_agreement(v: Validation, act: np.ndarray) -> dict[str, float]:
     return {kind: float(np.nanmean(r[v.kind == kind])) for kind in ("fact", "text")}
 
 
-def validate(world: Any, store: Any, cfg: ValidationConfig, out: str | Path, *, progress: bool = True,
+def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Path, *, progress: bool = True,
              methods: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Run (or resume) the whole validation; returns {"rows": table rows, ...} and writes results.json."""
     from empiricist.lookup.groundtruth import rank_metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.text import Text
 
 from empiricist.artifacts import Workspace
 from empiricist.cli.foundation import Quiet, WorkspaceOpt
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 console = Console()
 
@@ -33,7 +36,7 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _documents(handle: Any, docs: Path | None, store: Path | None, n_docs: int | None, seed: int,
+def _documents(handle: ModelHandle, docs: Path | None, store: Path | None, n_docs: int | None, seed: int,
                workspace: Workspace | None) -> Any:
     """Documents from a text/JSONL/Parquet/HF-dataset path, a token store, or the suite model's own store."""
     import numpy as np

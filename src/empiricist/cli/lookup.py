@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,13 +14,18 @@ from rich.text import Text
 from empiricist.artifacts import Workspace
 from empiricist.cli.foundation import Quiet, WorkspaceOpt
 
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
+    from empiricist.lookup.ngram import NgramIndex
+    from empiricist.suite.handles import ModelHandle
+
 console = Console()
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="token store folder (default: the suite's)")]
 SuiteOpt = Annotated[str, typer.Option("--suite", help="suite name or folder whose store to use")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
-def open_store(store: Path | None, suite: str, workspace: Workspace | None) -> Any:
+def open_store(store: Path | None, suite: str, workspace: Workspace | None) -> TokenStore:
     """The store to look in (indexes built for it go to its own workspace, else ``workspace``)."""
     from empiricist.data.store import TokenStore
 
@@ -32,7 +37,8 @@ def open_store(store: Path | None, suite: str, workspace: Workspace | None) -> A
     return Suite(resolve_suite(suite, workspace)).store()
 
 
-def open_ngram(store: Any, workspace: Workspace | None, build: bool = True, progress: bool = True) -> Any:
+def open_ngram(store: TokenStore, workspace: Workspace | None, build: bool = True, progress: bool = True
+               ) -> NgramIndex:
     from empiricist.artifacts import is_complete
     from empiricist.lookup import NgramIndex, build_ngram_index, default_ngram_index_path
 
@@ -59,7 +65,7 @@ def _query(text: str | None, ids: str | None) -> Any:
     return text
 
 
-def _print_docs(store: Any, hits: list[Any], chars: int) -> None:
+def _print_docs(store: TokenStore, hits: list[Any], chars: int) -> None:
     """One table for n-gram, trace and search hits (they name the document index and id differently)."""
     table = Table()
     for col in ("rank", "doc id", "matches", "genre", "text"):
@@ -224,7 +230,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"per-item results: {out}")
 
 
-def _model_for(kind: str, spec: str | None, suite: str, workspace: Workspace | None) -> Any:
+def _model_for(kind: str, spec: str | None, suite: str, workspace: Workspace | None) -> ModelHandle | None:
     if kind != "model":
         return None
     from empiricist.suite.handles import load_model, resolve_suite

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from empiricist.artifacts import atomic_write_json
 from empiricist.errors import EmpiricistError
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Piece:
 class TrainingOrder:
     """Deterministic packing of a token store into training batches."""
 
-    def __init__(self, store: Any, seq_len: int, batch_size: int, seed: int) -> None:
+    def __init__(self, store: TokenStore, seq_len: int, batch_size: int, seed: int) -> None:
         self.store = store
         self.seq_len = seq_len
         self.batch_size = batch_size
@@ -118,7 +121,7 @@ class TrainingOrder:
             np.save(folder / f"permutation-epoch{e}.npy", self.permutation(e))
 
     @classmethod
-    def load(cls, folder: str | Path, store: Any) -> TrainingOrder:
+    def load(cls, folder: str | Path, store: TokenStore) -> TrainingOrder:
         import json
 
         cfg = json.loads((Path(folder) / "order.json").read_text())

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,11 @@ from empiricist.evals.cache import ResultCache
 from empiricist.evals.results import Results
 from empiricist.evals.scorers import LoglikScorer, Scorer
 from empiricist.evals.tasks import Item, Task, load_task, world_tasks
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
+    from empiricist.lookup.ngram import NgramIndex
+    from empiricist.suite.handles import ModelHandle
 
 KIND = "eval_run"
 ChunkCallback = Callable[[dict[str, Any]], None]
@@ -107,7 +112,8 @@ def expand_models(models: Sequence[str] = (), suite: str | None = None, sizes: S
 
 
 # ---------------------------------------------------------------- contamination
-def suite_contamination(handle: Any, workspace: Workspace | str | Path | None = None) -> tuple[Any, Any] | None:
+def suite_contamination(handle: ModelHandle, workspace: Workspace | str | Path | None = None
+                        ) -> tuple[TokenStore, NgramIndex] | None:
     """(store, n-gram index) of a suite model's training corpus, when that index has been built (at its
     default place: the store's workspace, else ``workspace``)."""
     if handle.provenance.get("source") != "suite":
@@ -124,7 +130,7 @@ def suite_contamination(handle: Any, workspace: Workspace | str | Path | None = 
         return None
 
 
-def contaminated_ids(task: Task, store: Any, index: Any) -> set[str]:
+def contaminated_ids(task: Task, store: TokenStore, index: NgramIndex) -> set[str]:
     from empiricist.lookup.contamination import split_clean_contaminated
 
     records = [{"id": it.id, "text": it.lookup_text or it.prompt} for it in task.items]
@@ -132,7 +138,7 @@ def contaminated_ids(task: Task, store: Any, index: Any) -> set[str]:
 
 
 # ---------------------------------------------------------------- the run
-def _rows(task: Task, handle: Any, label: str, spec: str, scorer: Scorer, raws: list[dict[str, Any]],
+def _rows(task: Task, handle: ModelHandle, label: str, spec: str, scorer: Scorer, raws: list[dict[str, Any]],
           hashes: list[str], contaminated: set[str] | None, seed: int) -> list[dict[str, Any]]:
     prov = handle.provenance
     scoring = json.dumps(scorer.config(), sort_keys=True)
@@ -157,7 +163,7 @@ def _split(item: Item) -> str | None:
     return None if value is None else str(value)
 
 
-def evaluate_model(handle: Any, task: Task, scorer: Scorer, *, workspace: Workspace | str | Path | None = None,
+def evaluate_model(handle: ModelHandle, task: Task, scorer: Scorer, *, workspace: Workspace | str | Path | None = None,
                    chunk_size: int = 64, on_chunk: ChunkCallback | None = None, progress: bool = False,
                    seed: int = 0, label: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Raw outputs for every item of ``task`` (cached ones reused, missing ones computed chunk by chunk)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from empiricist.errors import InputError
 from empiricist.evals.generate import greedy_generate
 from empiricist.evals.loglik import choice_logliks
 from empiricist.evals.tasks import Item
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 LOGLIK_METRICS = ("acc", "acc_norm", "acc_bytes", "acc_token", "p_gold")
 MATCHES = ("exact", "contains", "regex")
@@ -34,7 +37,7 @@ class Scorer(Protocol):
 
     def cache_key(self) -> dict[str, Any]: ...
     def item_key(self, item: Item) -> str: ...
-    def compute(self, handle: Any, items: Sequence[Item], progress: bool = False) -> list[dict[str, Any]]: ...
+    def compute(self, handle: ModelHandle, items: Sequence[Item], progress: bool = False) -> list[dict[str, Any]]: ...
     def grade(self, item: Item, raw: dict[str, Any]) -> dict[str, Any]: ...
     def config(self) -> dict[str, Any]: ...
 
@@ -62,7 +65,7 @@ class LoglikScorer:
     def item_key(self, item: Item) -> str:
         return config_hash({"prompt": item.prompt, "choices": list(item.choices)})
 
-    def compute(self, handle: Any, items: Sequence[Item], progress: bool = False) -> list[dict[str, Any]]:
+    def compute(self, handle: ModelHandle, items: Sequence[Item], progress: bool = False) -> list[dict[str, Any]]:
         for it in items:
             if not it.choices:
                 raise InputError(f"item {it.id!r} has no choices: score it with generation (--scoring generate)")
@@ -130,7 +133,7 @@ class GenerateScorer:
     def item_key(self, item: Item) -> str:
         return config_hash({"prompt": item.prompt})
 
-    def compute(self, handle: Any, items: Sequence[Item], progress: bool = False) -> list[dict[str, Any]]:
+    def compute(self, handle: ModelHandle, items: Sequence[Item], progress: bool = False) -> list[dict[str, Any]]:
         gens = greedy_generate(handle.model, handle.tokenizer, [it.prompt for it in items],
                                max_new_tokens=self.max_new_tokens, until=self.until, ids=[it.id for it in items],
                                batch_size=self.batch_size, truncation=self.truncation, progress=progress)

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from torch import nn
 
 from empiricist.artifacts import atomic_write_json, building, config_hash, write_manifest
 from empiricist.errors import ArtifactError, InputError
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 BLOCK_PATHS = ("gpt_neox.layers", "model.layers", "model.decoder.layers", "transformer.h", "transformer.layers",
                "layers")
@@ -298,7 +301,7 @@ class _HashedTexts:
 
 
 def capture_activations(
-    handle: Any,
+    handle: ModelHandle,
     texts: Iterable[str],
     out_dir: str | Path,
     sites: str | Sequence[str] = "resid",

@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from empiricist.artifacts import (
 from empiricist.errors import InputError
 from empiricist.internals.datasets import ProbeDataset
 from empiricist.internals.probes import DEFAULT_REGS, probe_with_control
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 COLUMNS = ("model", "step", "site", "layer", "acc", "acc_lo", "acc_hi", "control_acc", "selectivity", "chance", "n",
            "reg")
@@ -55,7 +58,7 @@ def parse_layers(layers: str) -> str | list[str]:
         raise InputError(f"--layers must be 'all' or comma-separated integers, got {layers!r}") from None
 
 
-def probe_model(handle: Any, dataset: ProbeDataset, sites: str | Sequence[str] = "resid", *, kind: str = "logistic",
+def probe_model(handle: ModelHandle, dataset: ProbeDataset, sites: str | Sequence[str] = "resid", *, kind: str = "logistic",
                 k: int = 5, regs: Sequence[float] = DEFAULT_REGS, seed: int = 0, batch_size: int = 32) -> list[dict]:
     """Probe rows (one per site) for one loaded model."""
     from empiricist.internals.activations import collect_activations

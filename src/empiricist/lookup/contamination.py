@@ -25,13 +25,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from empiricist.errors import ArtifactError, InputError
 from empiricist.lookup.ngram import NgramIndex
 from empiricist.lookup.results import DocumentHit
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
 
 DEFAULT_FIELDS = ("question", "answer")
 MIN_FRACTION = 0.8  # default share of an item's n-grams that must occur (module doc)
@@ -90,7 +93,7 @@ def id_of(item: Any, i: int, id_field: str = "id") -> str:
     return str(item.get(id_field, i)) if isinstance(item, Mapping) else str(i)
 
 
-def open_index(store: Any, index: NgramIndex | str | Path | None) -> NgramIndex:
+def open_index(store: TokenStore, index: NgramIndex | str | Path | None) -> NgramIndex:
     """``index`` (an NgramIndex, a path, or None: the store's default) checked to be the store's own."""
     if isinstance(index, NgramIndex):
         if index.store.fingerprint != store.fingerprint:
@@ -141,7 +144,7 @@ def check_item(index: NgramIndex, text: str, n: int = 13, *, min_matches: int = 
                              is_contaminated(n_matching, n_grams, min_matches, min_fraction), docs)
 
 
-def contamination_report(items: Iterable[Any], store: Any, index: NgramIndex | str | Path | None = None,
+def contamination_report(items: Iterable[Any], store: TokenStore, index: NgramIndex | str | Path | None = None,
                          n: int = 13, *, fields: Sequence[str] = DEFAULT_FIELDS, min_matches: int = 1,
                          min_fraction: float = MIN_FRACTION, max_docs: int = 10, id_field: str = "id"
                          ) -> list[ItemContamination]:
@@ -161,7 +164,7 @@ def contamination_report(items: Iterable[Any], store: Any, index: NgramIndex | s
     return out
 
 
-def split_clean_contaminated(items: Iterable[Any], store: Any, index: NgramIndex | str | Path | None = None,
+def split_clean_contaminated(items: Iterable[Any], store: TokenStore, index: NgramIndex | str | Path | None = None,
                              n: int = 13, **options: Any) -> tuple[list[str], list[str]]:
     """(clean item ids, contaminated item ids), in item order: for reporting evals on both subsets.
 

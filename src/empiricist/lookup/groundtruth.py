@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -31,6 +31,9 @@ from empiricist.lookup.membership import SCORES, membership_scores, roc_auc
 from empiricist.lookup.ngram import NgramIndex
 from empiricist.lookup.search import SearchIndex
 from empiricist.lookup.trace import trace
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
 
 EVALS = ("fact_qa", "sycophancy")
 # name -> (min_matches, min_fraction): the lm-eval-harness rule and our default (see contamination.py)
@@ -57,7 +60,7 @@ def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def evaluate_contamination(world: Any, store: Any, index: NgramIndex | str | Path | None,
+def evaluate_contamination(world: Any, store: TokenStore, index: NgramIndex | str | Path | None,
                            models: Sequence[Any] | Mapping[str, Any] = (), *, n: int = 13, k: float = 0.2,
                            rules: Mapping[str, tuple[int, float]] | None = None,
                            fields: Sequence[str] = DEFAULT_FIELDS,
@@ -131,7 +134,7 @@ def rank_metrics(ranked: Sequence[str], relevant: set[str], k: int) -> dict[str,
             "rr": 1.0 / (found[0] + 1) if found else 0.0}
 
 
-def retrieval_groundtruth(world: Any, store: Any, indexes: Mapping[str, Retriever], *,
+def retrieval_groundtruth(world: Any, store: TokenStore, indexes: Mapping[str, Retriever], *,
                           max_items: int | None = None, k: int = 10, query: str = "question",
                           trace_options: Mapping[str, Any] | None = None,
                           progress: bool = False) -> list[dict[str, Any]]:

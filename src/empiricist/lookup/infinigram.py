@@ -22,11 +22,14 @@ import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from empiricist.errors import ArtifactError, EmpiricistError
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
 
 ENGINE_VERSION = 4  # infini-gram's forward index layout
 DS_FILE, SA_FILE, OD_FILE = "tokenized.0", "table.0", "offset.0"
@@ -57,7 +60,7 @@ def package_version() -> str:
         return "unknown"
 
 
-def token_layout(store: Any) -> tuple[str, int]:
+def token_layout(store: TokenStore) -> tuple[str, int]:
     """infini-gram's dtype name and byte width for the store's tokens; refuses ids that hit the separator."""
     try:
         name, width = _WIDTHS[np.dtype(store.dtype)]
@@ -79,7 +82,7 @@ def physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def write_datastore(store: Any, folder: Path, width: int) -> None:
+def write_datastore(store: TokenStore, folder: Path, width: int) -> None:
     """Write ``tokenized.0`` (separator + tokens per doc) and ``offset.0`` from the store, chunk by chunk."""
     dtype = np.dtype(f"<u{width}")
     sep = 256 ** width - 1

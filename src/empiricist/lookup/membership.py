@@ -17,7 +17,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from tqdm.auto import tqdm
 
 from empiricist.errors import InputError
 from empiricist.lookup.contamination import DEFAULT_FIELDS, id_of, item_text
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 SCORES = ("min_k", "loss", "zlib")
 
@@ -100,7 +103,7 @@ def min_k_prob(logprobs: np.ndarray, k: float = 0.2) -> float:
     return float(np.sort(logprobs)[:m].mean())
 
 
-def membership_scores(handle: Any, items: Iterable[Any], *, k: float = 0.2,
+def membership_scores(handle: ModelHandle, items: Iterable[Any], *, k: float = 0.2,
                       fields: Sequence[str] = DEFAULT_FIELDS, id_field: str = "id", batch_tokens: int = 2048,
                       progress: bool = False) -> list[MembershipScore]:
     """Min-K% Prob, loss and zlib ratio of each item's text under ``handle`` (a ModelHandle).

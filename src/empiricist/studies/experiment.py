@@ -85,7 +85,7 @@ class Experiment(ABC):
     control_tests: ClassVar[dict[str, str]]
     parts: ClassVar[dict[str, tuple[str, ...]]] = {}
     control_cell: ClassVar[str] = ""
-    files: ClassVar[tuple[str, ...]] = ()  # copied from the grid folder into the results' grid/
+    grid_files: ClassVar[tuple[str, ...]] = ()  # copied from the grid folder into the results' grid/
     formerly: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
@@ -317,7 +317,7 @@ class ExperimentKind(StudyKind):
         grid = exp.run(cfg, options.workspace, options.progress)
         cells, controls = exp.decide(grid.rows, cfg)
         (into / "grid").mkdir()
-        for name in exp.files:
+        for name in exp.grid_files:
             if (grid.path / name).is_file():
                 shutil.copy2(grid.path / name, into / "grid" / name)
         spec = exp.study_spec(cfg)

@@ -54,7 +54,7 @@ class ProbeEvasion(Experiment):
     control_tests = predictions.CONTROL_TESTS
     parts: ClassVar[dict[str, tuple[str, ...]]] = {"cost": ("slower", "worse"), "P1": ("evades", "slower", "worse")}
     control_cell = "λ = 0"
-    files = ("phase.png", "curves.png", "layers.png", "summary.md", "runs.csv", "cells.csv", "results.json")
+    grid_files = ("phase.png", "curves.png", "layers.png", "summary.md", "runs.csv", "cells.csv", "results.json")
     formerly: ClassVar[dict[str, str]] = {"empiricist.experiments.probe_evasion": "empiricist.internals.stego"}
 
     def grids(self) -> tuple[str, ...]:

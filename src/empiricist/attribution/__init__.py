@@ -7,7 +7,7 @@ BM25 and MiniLM baselines). ``empiricist.attribution.validate`` measures each me
 """
 
 from empiricist.attribution.api import Attribution, attribute
-from empiricist.attribution.data import Documents, Query, fact_queries, load_queries
+from empiricist.attribution.data import Documents, Query, fact_queries, load_documents, load_queries
 from empiricist.attribution.methods import METHODS
 
-__all__ = ["METHODS", "Attribution", "Documents", "Query", "attribute", "fact_queries", "load_queries"]
+__all__ = ["METHODS", "Attribution", "Documents", "Query", "attribute", "fact_queries", "load_documents", "load_queries"]

@@ -23,6 +23,7 @@ from empiricist.errors import InputError
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
+    from empiricist.suite.handles import ModelHandle
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,37 @@ class Documents:
             h.update(i.encode())
             h.update(np.ascontiguousarray(t, dtype=np.int64).tobytes())
         return h.hexdigest()[:16]
+
+
+def load_documents(handle: ModelHandle, *, docs: str | Path | None = None, store: str | Path | None = None,
+                   n_docs: int | None = None, seed: int = 0) -> Documents:
+    """Documents from a text/JSONL/Parquet/HF-dataset path (``docs``), a token store, or else the suite
+    model's own training store; ``n_docs``: a seeded random sample of that many."""
+    from empiricist.data.store import TokenStore
+
+    if docs is not None:
+        from empiricist.data.readers import iter_documents
+
+        rows = list(iter_documents(docs))
+        if n_docs is not None and n_docs < len(rows):
+            keep = np.sort(np.random.default_rng(seed).choice(len(rows), n_docs, replace=False))
+            rows = [rows[i] for i in keep]
+        return Documents.from_texts([d.text for d in rows], handle.tokenizer, [d.id for d in rows])
+    if store is not None:
+        s = TokenStore.open(store)
+    elif handle.provenance.get("source") == "suite":
+        from empiricist.suite.suite import Suite
+
+        s = Suite(handle.provenance["suite"]).store()
+    else:
+        raise InputError("give --docs FILE or --store STORE: this model is not a suite model with a store")
+    model_tok = Path(handle.provenance.get("path", "")) / "tokenizer.json"
+    if model_tok.exists():
+        s.check_tokenizer(model_tok)  # a store tokenized differently would give meaningless scores
+    idx = None
+    if n_docs is not None and n_docs < len(s):
+        idx = np.sort(np.random.default_rng(seed).choice(len(s), n_docs, replace=False))
+    return Documents.from_store(s, idx)
 
 
 # ---------------------------------------------------------------- rows the gradient machinery sees

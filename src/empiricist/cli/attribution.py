@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,9 +13,6 @@ from rich.text import Text
 
 from empiricist.artifacts import Workspace
 from empiricist.cli.foundation import Quiet, WorkspaceOpt
-
-if TYPE_CHECKING:
-    from empiricist.suite.handles import ModelHandle
 
 console = Console()
 
@@ -34,41 +31,6 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k] = v
     return out
-
-
-def _documents(handle: ModelHandle, docs: Path | None, store: Path | None, n_docs: int | None, seed: int,
-               workspace: Workspace | None) -> Any:
-    """Documents from a text/JSONL/Parquet/HF-dataset path, a token store, or the suite model's own store."""
-    import numpy as np
-
-    from empiricist.attribution import Documents
-    from empiricist.errors import InputError
-
-    if docs is not None:
-        from empiricist.data.readers import iter_documents
-
-        rows = list(iter_documents(docs))
-        if n_docs is not None and n_docs < len(rows):
-            keep = np.sort(np.random.default_rng(seed).choice(len(rows), n_docs, replace=False))
-            rows = [rows[i] for i in keep]
-        return Documents.from_texts([d.text for d in rows], handle.tokenizer, [d.id for d in rows])
-    from empiricist.data.store import TokenStore
-
-    if store is not None:
-        s = TokenStore.open(store)
-    elif handle.provenance.get("source") == "suite":
-        from empiricist.suite.suite import Suite
-
-        s = Suite(handle.provenance["suite"]).store()
-    else:
-        raise InputError("give --docs FILE or --store STORE: this model is not a suite model with a store")
-    model_tok = Path(handle.provenance.get("path", "")) / "tokenizer.json"
-    if model_tok.exists():
-        s.check_tokenizer(model_tok)  # a store tokenized differently would give meaningless scores
-    idx = None
-    if n_docs is not None and n_docs < len(s):
-        idx = np.sort(np.random.default_rng(seed).choice(len(s), n_docs, replace=False))
-    return Documents.from_store(s, idx)
 
 
 def register(app: typer.Typer) -> None:
@@ -92,7 +54,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Which training documents most lowered (or raised) the model's loss on a continuation."""
-        from empiricist.attribution import Query, attribute, load_queries
+        from empiricist.attribution import Query, attribute, load_documents, load_queries
         from empiricist.errors import InputError
         from empiricist.suite.handles import load_model
 
@@ -103,7 +65,7 @@ def register(app: typer.Typer) -> None:
         else:
             raise InputError("give --prompt and --target, or --queries FILE")
         handle = load_model(model, workspace=workspace)
-        documents = _documents(handle, docs, store, n_docs, sample_seed, workspace)
+        documents = load_documents(handle, docs=docs, store=store, n_docs=n_docs, seed=sample_seed)
         res = attribute(handle, qs, documents, method, cache=cache or Workspace.at(workspace).cache("attribution-cache"),
                         options=_options(option), progress=not quiet)
         records = res.to_records(k=top, text_chars=chars if not as_json else 2000)

@@ -15,40 +15,6 @@ from empiricist.cli.foundation import Quiet, WorkspaceOpt
 console = Console()
 
 
-def suite_world(spec: str, workspace: Workspace | None) -> Path:
-    """The world a suite model was trained on (for --world's default)."""
-    from empiricist.errors import ArtifactError, InputError
-    from empiricist.suite.handles import resolve
-    from empiricist.suite.suite import Suite
-
-    prov = resolve(spec, workspace=workspace)
-    if prov["source"] != "suite":
-        raise InputError(f"{spec} is not a suite model: pass --world")
-    try:
-        return Suite(prov["suite"]).world_path()
-    except ArtifactError as e:
-        raise InputError(f"{e}: pass --world") from None
-
-
-def model_specs(models: list[str], suite: str | None, size: str | None, all_checkpoints: bool,
-                workspace: Workspace | None) -> list[str]:
-    """Expand --model / --suite / --all-checkpoints into the list of checkpoints to probe."""
-    from empiricist.errors import InputError
-    from empiricist.internals.sweep import checkpoint_specs
-    from empiricist.suite.handles import resolve
-
-    if not all_checkpoints:
-        if not models:
-            raise InputError("give --model SPEC (or --suite NAME --all-checkpoints)")
-        return models
-    if suite is None:
-        if len(models) != 1 or not models[0].startswith("suite:"):
-            raise InputError("--all-checkpoints needs --suite NAME or one --model suite:<suite>/<size>")
-        prov = resolve(models[0], workspace=workspace)
-        suite, size = prov["suite"], prov["size"]
-    return checkpoint_specs(suite, size, workspace)
-
-
 def probe_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=f"{title}; chance {rows[0]['chance']:.3f}")
     for col in ("model", "layer", "acc", "95% CI", "control", "select."):
@@ -87,10 +53,10 @@ def register(app: typer.Typer) -> None:
         """Linear probes for a world property across layers (and checkpoints), with a control task."""
         from empiricist.artifacts import config_hash
         from empiricist.internals.datasets import world_probe_dataset, world_statement_dataset
-        from empiricist.internals.sweep import parse_layers, run_probe
+        from empiricist.internals.sweep import model_world, parse_layers, probe_specs, run_probe
 
-        specs = model_specs(model or [], suite, size, all_checkpoints, workspace)
-        world = world or suite_world(specs[0], workspace)
+        specs = probe_specs(model or [], suite, size, all_checkpoints, workspace)
+        world = world or model_world(specs[0], workspace)
         data = (world_statement_dataset(world) if prop == "statements"
                 else world_probe_dataset(world, prop, template))
         folder = out or Workspace.at(workspace).dir("probes") / f"{prop}-{config_hash([specs, data.hash, layers, kind, folds, seed])}"

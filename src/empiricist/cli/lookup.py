@@ -13,10 +13,10 @@ from rich.text import Text
 
 from empiricist.artifacts import Workspace
 from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.lookup.ngram import open_default_ngram
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
-    from empiricist.lookup.ngram import NgramIndex
     from empiricist.suite.handles import ModelHandle
 
 console = Console()
@@ -35,21 +35,6 @@ def open_store(store: Path | None, suite: str, workspace: Workspace | None) -> T
     from empiricist.suite.suite import Suite
 
     return Suite(resolve_suite(suite, workspace)).store()
-
-
-def open_ngram(store: TokenStore, workspace: Workspace | None, build: bool = True, progress: bool = True
-               ) -> NgramIndex:
-    from empiricist.artifacts import is_complete
-    from empiricist.lookup import NgramIndex, build_ngram_index, default_ngram_index_path
-
-    path = default_ngram_index_path(store, workspace)
-    if not is_complete(path):
-        if not build:
-            from empiricist.errors import ArtifactError
-
-            raise ArtifactError(f"no n-gram index for store {store.path}; run `empiricist index build`")
-        build_ngram_index(store, progress=progress, workspace=workspace)
-    return NgramIndex.open(path, store)
 
 
 def _query(text: str | None, ids: str | None) -> Any:
@@ -98,7 +83,7 @@ def register(app: typer.Typer) -> None:
         s = open_store(store, suite, workspace)
         for k in kind or ["ngram", "bm25"]:
             if k == "ngram":
-                console.print(f"ngram: {open_ngram(s, workspace, progress=not quiet).path}")
+                console.print(f"ngram: {open_default_ngram(s, workspace, progress=not quiet).path}")
                 continue
             handle = _model_for(k, model, suite, workspace)
             path = build_search_index(s, kind=k, chunk_tokens=chunk_tokens, model=handle, progress=not quiet,
@@ -110,7 +95,7 @@ def register(app: typer.Typer) -> None:
                   ids: Annotated[str | None, typer.Option(help="token ids instead of text")] = None,
                   store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
         """How often a token sequence occurs in the training data."""
-        idx = open_ngram(open_store(store, suite, workspace), workspace)
+        idx = open_default_ngram(open_store(store, suite, workspace), workspace)
         console.print(idx.count(_query(text, ids)))
 
     @app.command("docs")
@@ -121,7 +106,7 @@ def register(app: typer.Typer) -> None:
                  store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
         """Training documents containing a token sequence, with their metadata."""
         s = open_store(store, suite, workspace)
-        hits = open_ngram(s, workspace).documents(_query(text, ids), max_docs=max_docs)
+        hits = open_default_ngram(s, workspace).documents(_query(text, ids), max_docs=max_docs)
         if as_json:
             typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1, default=str))
         else:
@@ -132,7 +117,7 @@ def register(app: typer.Typer) -> None:
                  ids: Annotated[str | None, typer.Option()] = None, top: Annotated[int, typer.Option()] = 10,
                  store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
         """∞-gram next-token distribution: the longest suffix of the query seen in training, and what followed."""
-        idx = open_ngram(open_store(store, suite, workspace), workspace)
+        idx = open_default_ngram(open_store(store, suite, workspace), workspace)
         dist = idx.next_token_distribution(_query(text, ids))
         console.print(f"longest suffix seen: {dist.suffix_len} tokens, {dist.count:,} occurrences"
                       + (" (sampled)" if dist.approx else ""))
@@ -161,7 +146,7 @@ def register(app: typer.Typer) -> None:
         from empiricist.lookup import trace_text
 
         s = open_store(store, suite, workspace)
-        idx = open_ngram(s, workspace)
+        idx = open_default_ngram(s, workspace)
         if text is None:
             handle = _model_for("model", model, suite, workspace)
             text = continue_text(handle, prompt, max_new_tokens)
@@ -215,7 +200,7 @@ def register(app: typer.Typer) -> None:
 
         rows = [rec for _, rec in iter_records(items)]
         s = open_store(store, suite, workspace)
-        report = contamination_report(rows, s, open_ngram(s, workspace, progress=not quiet), n=n, fields=fields.split(","),
+        report = contamination_report(rows, s, open_default_ngram(s, workspace, progress=not quiet), n=n, fields=fields.split(","),
                                       min_fraction=min_fraction)
         out_rows = [r.to_dict() for r in report]
         for spec in model or []:
@@ -267,7 +252,7 @@ def register_validate(app: typer.Typer) -> None:
         s = Suite(resolve_suite(suite, workspace))
         store = open_store(None, suite, workspace)
         world = World.open(store.world_path())
-        ngram = open_ngram(store, workspace, progress=not quiet)
+        ngram = open_default_ngram(store, workspace, progress=not quiet)
         retrievers: dict[str, Any] = {}
         for k in kind or ["trace", "bm25", "minilm", "model"]:
             if k == "trace":

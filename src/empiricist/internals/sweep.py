@@ -48,6 +48,38 @@ def checkpoint_specs(suite: str, size: str | None = None, workspace: Workspace |
     return [f"suite:{s.path}/{size}@step{n}" for n in steps]
 
 
+def model_world(spec: str, workspace: Workspace | str | Path | None = None) -> Path:
+    """The world a suite model was trained on (what a probe's --world defaults to)."""
+    from empiricist.errors import ArtifactError
+    from empiricist.suite.handles import resolve
+    from empiricist.suite.suite import Suite
+
+    prov = resolve(spec, workspace=workspace)
+    if prov["source"] != "suite":
+        raise InputError(f"{spec} is not a suite model: pass --world")
+    try:
+        return Suite(prov["suite"]).world_path()
+    except ArtifactError as e:
+        raise InputError(f"{e}: pass --world") from None
+
+
+def probe_specs(models: Sequence[str], suite: str | None = None, size: str | None = None,
+                all_checkpoints: bool = False, workspace: Workspace | str | Path | None = None) -> list[str]:
+    """Expand --model / --suite / --all-checkpoints into the list of checkpoints to probe."""
+    from empiricist.suite.handles import resolve
+
+    if not all_checkpoints:
+        if not models:
+            raise InputError("give --model SPEC (or --suite NAME --all-checkpoints)")
+        return list(models)
+    if suite is None:
+        if len(models) != 1 or not models[0].startswith("suite:"):
+            raise InputError("--all-checkpoints needs --suite NAME or one --model suite:<suite>/<size>")
+        prov = resolve(models[0], workspace=workspace)
+        suite, size = prov["suite"], prov["size"]
+    return checkpoint_specs(suite, size, workspace)
+
+
 def parse_layers(layers: str) -> str | list[str]:
     """``all`` → every residual layer; ``0,2,4`` → those layers."""
     if layers.strip() == "all":

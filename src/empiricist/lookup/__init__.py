@@ -5,7 +5,7 @@ contamination and membership inference, each scored against the generated world'
 from empiricist.lookup.contamination import ItemContamination, contamination_report, split_clean_contaminated
 from empiricist.lookup.groundtruth import evaluate_contamination, retrieval_groundtruth, to_markdown
 from empiricist.lookup.membership import MembershipScore, membership_scores, roc_auc
-from empiricist.lookup.ngram import NgramIndex
+from empiricist.lookup.ngram import NgramIndex, open_default_ngram
 from empiricist.lookup.ngram_build import build_ngram_index, default_ngram_index_path
 from empiricist.lookup.results import DocumentHit, FindResult, NextTokenDistribution
 from empiricist.lookup.search import Hit, SearchIndex, build_search_index
@@ -28,6 +28,7 @@ __all__ = [
     "default_ngram_index_path",
     "evaluate_contamination",
     "membership_scores",
+    "open_default_ngram",
     "retrieval_groundtruth",
     "roc_auc",
     "split_clean_contaminated",

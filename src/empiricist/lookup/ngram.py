@@ -359,3 +359,16 @@ def _token_id(q: Any, i: int, what: str) -> int:
     return int(q)
 
 
+def open_default_ngram(store: TokenStore, workspace: Workspace | str | Path | None = None, build: bool = True,
+                       progress: bool = True) -> NgramIndex:
+    """The store's n-gram index at its default place (``default_ngram_index_path``), built first if absent
+    (``build=False``: an ArtifactError naming the command that builds it)."""
+    from empiricist.artifacts import is_complete
+    from empiricist.lookup.ngram_build import build_ngram_index
+
+    path = default_ngram_index_path(store, workspace)
+    if not is_complete(path):
+        if not build:
+            raise ArtifactError(f"no n-gram index for store {store.path}; run `empiricist index build`")
+        build_ngram_index(store, progress=progress, workspace=workspace)
+    return NgramIndex.open(path, store)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.cli.foundation import Overwrite, Quiet, Workspace
 
 console = Console()
 
@@ -125,6 +125,7 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="validation preset: micro (default) or tiny")] = "micro",
         method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
+        overwrite: Overwrite = False,
         workspace: Workspace = None, quiet: Quiet = False,
     ) -> None:
         """LDS by retraining, fact tracing and counterfactual removal for every method, as one table."""
@@ -143,7 +144,8 @@ def register(app: typer.Typer) -> None:
         store = s.store()
         world = World.open(store.world_path())
         folder = out or ws(workspace) / "attribution" / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
-        res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None)
+        res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None,
+                       overwrite=overwrite)
         typer.echo(markdown_table(res))  # plain: a markdown table must not be wrapped
         agree = ", ".join(f"{k} {v:.2f}" for k, v in res["seed_agreement"].items())
         typer.echo(f"\n{res['n_docs']:,} documents, {res['n_fact_queries']} fact + {res['n_text_queries']} text "

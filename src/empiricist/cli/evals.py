@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.cli.foundation import Overwrite, Quiet, Workspace
 
 console = Console()
 
@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
                                                     "(suite models with an n-gram index)")] = True,
         out: Annotated[Path | None, typer.Option(help="run folder (default: in the workspace)")] = None,
         seed: Annotated[int, typer.Option(help="recorded seed (decoding is greedy)")] = 0,
+        overwrite: Overwrite = False,
         workspace: Workspace = None,
         quiet: Quiet = False,
     ) -> None:
@@ -85,7 +86,7 @@ def register(app: typer.Typer) -> None:
         if not models:
             raise InputError("no models: give --model and/or --suite")
         run = run_eval(tasks, models, scorer, out=out, root=workspace, progress=not quiet,
-                       contamination="auto" if contamination else False)
+                       contamination="auto" if contamination else False, overwrite=overwrite)
         console.print(summary_table(run.summary, f"{scoring} scores ({len(models)} models)"))
         console.print(f"run: {run.folder}\nreport: {run.report}")
 

@@ -15,6 +15,8 @@ console = Console()
 Workspace = Annotated[Path | None, typer.Option("--workspace", "-w", help="workspace folder (default "
                                                 "$EMPIRICIST_HOME or ./empiricist-work)")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace whatever is at --out (without it, only a new or "
+                                         "empty folder, or an artifact of the same kind, is written)")]
 
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -80,6 +82,7 @@ def register(app: typer.Typer) -> None:
         subset: Annotated[list[str] | None, typer.Option(help="name:key=value,... e.g. "
                                                          "forum_opinion:agree_rate=0.9 or forum_opinion:enabled=false")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (default: in the workspace)")] = None,
+        overwrite: Overwrite = False,
         workspace: Workspace = None,
         quiet: Quiet = False,
     ) -> None:
@@ -98,7 +101,7 @@ def register(app: typer.Typer) -> None:
             enabled = kv.pop("enabled", None)
             weight = kv.pop("weight", None)
             cfg = cfg.with_subset(name, enabled=enabled, weight=weight, **kv)
-        path = generate_world(cfg, out_dir=out, workspace=workspace, progress=not quiet)
+        path = generate_world(cfg, out_dir=out, workspace=workspace, progress=not quiet, overwrite=overwrite)
         stats = read_manifest(path).get("stats", {})
         console.print(f"world: [bold]{path}[/bold]")
         console.print_json(json.dumps(stats, default=str))
@@ -109,11 +112,13 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output tokenizer.json (or folder)")],
         vocab: Annotated[int, typer.Option(help="vocabulary size")] = 2048,
         text_field: Annotated[str, typer.Option(help="text field for JSONL/Parquet/HF")] = "text",
+        overwrite: Overwrite = False,
     ) -> None:
         """Train a byte-level BPE tokenizer on a corpus."""
         from empiricist.data import iter_documents, train_bpe
 
-        path = train_bpe((d.text for d in iter_documents(corpus, text_field=text_field)), vocab, out)
+        path = train_bpe((d.text for d in iter_documents(corpus, text_field=text_field)), vocab, out,
+                         overwrite=overwrite)
         console.print(f"tokenizer: {path}")
 
     @data.command("store")
@@ -125,13 +130,14 @@ def register(app: typer.Typer) -> None:
         id_field: Annotated[str, typer.Option()] = "id",
         fmt: Annotated[str, typer.Option("--format")] = "auto",
         dedupe: Annotated[bool, typer.Option(help="drop exact duplicate documents")] = False,
+        overwrite: Overwrite = False,
         quiet: Quiet = False,
     ) -> None:
         """Tokenize a corpus into a memory-mapped token store with a manifest."""
         from empiricist.data.store import TokenStore, build_store_from_path
 
         path = build_store_from_path(corpus, tokenizer, out, format=fmt, text_field=text_field, id_field=id_field,
-                                     dedupe=dedupe, progress=not quiet)
+                                     dedupe=dedupe, progress=not quiet, overwrite=overwrite)
         s = TokenStore.open(path)
         console.print(f"store: {path}  docs={s.num_docs:,} tokens={s.num_tokens:,} dtype={s.dtype}")
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Quiet, Workspace
+from empiricist.cli.foundation import Overwrite, Quiet, Workspace
 
 console = Console()
 
@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
         folds: Annotated[int, typer.Option(help="cross-validation folds")] = 5,
         seed: Annotated[int, typer.Option()] = 0,
         out: Annotated[Path | None, typer.Option(help="output folder (default: in the workspace)")] = None,
+        overwrite: Overwrite = False,
         workspace: Workspace = None,
         quiet: Quiet = False,
     ) -> None:
@@ -101,7 +102,7 @@ def register(app: typer.Typer) -> None:
                 else world_probe_dataset(world, prop, template))
         folder = out or ws(workspace) / "probes" / f"{prop}-{config_hash([specs, data.hash, layers, kind, folds, seed])}"
         path, rows = run_probe(specs, data, folder, parse_layers(layers), kind=kind, k=folds, seed=seed,
-                               progress=not quiet, root=workspace)
+                               progress=not quiet, root=workspace, force=overwrite)
         console.print(probe_table(rows, f"{data.name}: {len(data)} examples, {data.meta.get('n_classes', 2)} classes"))
         console.print(f"results: [bold]{path}[/bold] (heatmap.png, heatmap.svg, results.csv)")
 
@@ -116,6 +117,7 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option()] = 16,
         max_length: Annotated[int | None, typer.Option(help="truncate texts to this many tokens")] = None,
         dtype: Annotated[str, typer.Option(help="float32 or float16")] = "float32",
+        overwrite: Overwrite = False,
         workspace: Workspace = None,
         quiet: Quiet = False,
     ) -> None:
@@ -133,7 +135,8 @@ def register(app: typer.Typer) -> None:
 
         handle = load_model(spec, root=workspace)
         path = capture_activations(handle, read(), out, sites.split(","), positions, batch_size=batch_size,
-                                   max_length=max_length, chunk_rows=chunk_rows, dtype=dtype, progress=not quiet)
+                                   max_length=max_length, chunk_rows=chunk_rows, dtype=dtype, progress=not quiet,
+                                   overwrite=overwrite)
         a = ActivationSet(path)
         console.print(f"activations: [bold]{path}[/bold]  rows={a.n_rows:,} chunks={len(a.chunks)} sites={a.sites}")
 

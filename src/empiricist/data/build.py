@@ -128,7 +128,8 @@ def build_store(
     Each document's tokens are followed by one EOS (part of its span in ``doc_offsets``). Literal special
     strings inside texts are tokenized as text, so EOS only ever marks a document boundary. With
     ``dedupe`` later exact copies (``normalize_whitespace``: up to whitespace) are dropped and listed in
-    the manifest under ``duplicates``. ``source`` describes where the docs came from (recorded as is).
+    the manifest under ``duplicates``. ``overwrite`` replaces whatever is at ``out_dir`` (otherwise only
+    an absent or empty folder, or a finished store, is written). ``source`` describes where the docs came from (recorded as is).
     """
     if shard_tokens < 1 or batch_docs < 1:
         raise InputError(f"shard_tokens and batch_docs must be positive (got {shard_tokens}, {batch_docs})")
@@ -143,7 +144,7 @@ def build_store(
               "normalize_whitespace": normalize_whitespace, "separator": "eos_after_each_doc",
               "special_strings_in_text": "tokenized_as_text"}
     out_dir = Path(out_dir)
-    with building(out_dir, overwrite=overwrite) as tmp:
+    with building(out_dir, overwrite=overwrite, kind=STORE_KIND, force=overwrite) as tmp:
         shutil.copyfile(tok_file, tmp / TOKENIZER_FILE)
         shards = _ShardWriter(tmp, dtype, shard_tokens)
         offsets = array("q", [0])

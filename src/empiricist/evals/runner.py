@@ -189,6 +189,7 @@ def run_eval(
     seed: int = 0,
     write: bool = True,
     title: str | None = None,
+    overwrite: bool = False,
 ) -> EvalRun:
     """Evaluate every model on every task and write the run folder (``write=False``: table only).
 
@@ -226,8 +227,8 @@ def run_eval(
     key = {"tasks": [t.hash for t in tasks], "models": [h for _, _, h in specs], "scoring": scorer.config()}
     folder = Path(out) if out else workspace(root) / "evals" / "runs" / \
         f"{'+'.join(t.name for t in tasks)}-{config_hash(key)}"
-    check_replaceable(folder, KIND)
-    with building(folder, overwrite=True) as tmp:
+    check_replaceable(folder, KIND, overwrite)
+    with building(folder, overwrite=True, force=overwrite) as tmp:
         results.write(tmp)
         results.write_lm_eval_samples(tmp / "lm_eval")
         from empiricist.report import write_report

@@ -94,11 +94,12 @@ def register(app: typer.Typer) -> None:
     def view_cmd(
         path: Annotated[Path, typer.Argument(help="report.html, a run folder, or a folder of runs")],
         port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 8765,
+        listing: Annotated[bool, typer.Option("--list", help="allow directory listings")] = False,
     ) -> None:
         """Serve a report on 127.0.0.1 (for SSH tunnels; reports also open straight from disk)."""
         from empiricist.report import serve
 
-        server, url = serve(path, port=port, background=False)
+        server, url = serve(path, port=port, background=False, listing=listing)
         console.print(f"serving {url} (127.0.0.1 only; Ctrl-C to stop)")
         try:
             server.serve_forever()

@@ -218,6 +218,23 @@ def register(app: typer.Typer) -> None:
             for size in s.sizes:
                 console.print(f"  {size}: steps {s.checkpoints(size)}")
 
+    @app.command("verify")
+    def verify_cmd(
+        path: Annotated[Path | None, typer.Argument(help="an artifact folder or a workspace (default: the workspace)")] = None,
+        workspace: Workspace = None,
+    ) -> None:
+        """Re-hash every file of an artifact (or of every artifact in a workspace) against its manifest."""
+        from empiricist.artifacts import Workspace as Ws
+        from empiricist.artifacts import verify_tree
+
+        results = verify_tree(path if path is not None else Ws.from_env(workspace).root)
+        bad = [(folder, files) for folder, files in results if files]
+        for folder, files in bad:
+            typer.echo(f"MISMATCH {folder}: {files[0]}" + (f" (and {len(files) - 1} more)" if len(files) > 1 else ""))
+        typer.echo(f"{len(results) - len(bad)} of {len(results)} artifact(s) intact")
+        if bad:
+            raise typer.Exit(1)
+
     @model.command("info")
     def model_info(
         spec: Annotated[str, typer.Argument(help="suite:<suite>/<size>[@stepN], a local HF folder, or a hub id")],

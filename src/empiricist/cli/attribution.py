@@ -137,6 +137,10 @@ def register(app: typer.Typer) -> None:
         from empiricist.suite.suite import Suite
         from empiricist.world.load import World
 
+        if out is not None:
+            from empiricist.artifacts import check_replaceable
+
+            check_replaceable(out, "attribution_validation", overwrite, resumable="config.json")
         if preset not in VALIDATION_PRESETS:
             raise InputError(f"unknown preset {preset!r}; presets: {sorted(VALIDATION_PRESETS)}")
         cfg = VALIDATION_PRESETS[preset]

@@ -64,8 +64,13 @@ def register(app: typer.Typer) -> None:
         quiet: Quiet = False,
     ) -> None:
         """Evaluate models on tasks; print scores with CIs and write results, transcripts and a report."""
+        from empiricist.artifacts import check_replaceable
         from empiricist.errors import InputError
         from empiricist.evals import expand_models, make_scorer, resolve_tasks, run_eval
+        from empiricist.evals.runner import KIND
+
+        if out is not None:
+            check_replaceable(out, KIND, overwrite)  # before any model is loaded
 
         if workspace is not None:
             os.environ["EMPIRICIST_HOME"] = str(workspace)

@@ -87,8 +87,11 @@ def register(app: typer.Typer) -> None:
         quiet: Quiet = False,
     ) -> None:
         """Generate a world corpus (deterministic from its config)."""
-        from empiricist.artifacts import read_manifest
+        from empiricist.artifacts import check_replaceable, read_manifest
         from empiricist.world import WorldConfig, generate_world
+
+        if out is not None:
+            check_replaceable(out, "world", overwrite)
 
         overrides: dict[str, Any] = {}
         if seed is not None:
@@ -134,7 +137,10 @@ def register(app: typer.Typer) -> None:
         quiet: Quiet = False,
     ) -> None:
         """Tokenize a corpus into a memory-mapped token store with a manifest."""
-        from empiricist.data.store import TokenStore, build_store_from_path
+        from empiricist.artifacts import check_replaceable
+        from empiricist.data.store import STORE_KIND, TokenStore, build_store_from_path
+
+        check_replaceable(out, STORE_KIND, overwrite)
 
         path = build_store_from_path(corpus, tokenizer, out, format=fmt, text_field=text_field, id_field=id_field,
                                      dedupe=dedupe, progress=not quiet, overwrite=overwrite)

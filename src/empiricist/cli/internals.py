@@ -96,6 +96,10 @@ def register(app: typer.Typer) -> None:
         from empiricist.internals.datasets import world_probe_dataset, world_statement_dataset
         from empiricist.internals.sweep import parse_layers, run_probe
 
+        if out is not None:
+            from empiricist.artifacts import check_replaceable
+
+            check_replaceable(out, "probe", overwrite)
         specs = model_specs(model or [], suite, size, all_checkpoints, workspace)
         world = world or suite_world(specs[0], workspace)
         data = (world_statement_dataset(world) if prop == "statements"
@@ -124,8 +128,11 @@ def register(app: typer.Typer) -> None:
         """Stream activations at the chosen sites and positions to chunked .npy files with a manifest."""
         import json
 
+        from empiricist.artifacts import check_replaceable
         from empiricist.internals.activations import ActivationSet, capture_activations
         from empiricist.suite.handles import load_model
+
+        check_replaceable(out, "activations", overwrite)  # before loading anything
 
         def read() -> Any:
             with open(texts, encoding="utf-8") as f:

@@ -131,6 +131,41 @@ def workspace_of(artifact: str | Path) -> Path:
     return workspace()
 
 
+_WORKSPACE_FOLDERS = ("worlds", "tokenizers", "stores", "suites", "indexes", "evals", "studies", "experiments")
+
+
+def _workspace_root(anchor: str | Path) -> Path | None:
+    """The workspace holding ``anchor``: the nearest marked ancestor, else the parent of a standard folder."""
+    ws = Workspace.containing(anchor)
+    if ws is not None:
+        return ws.root.resolve()
+    for parent in Path(anchor).resolve().parents:
+        if parent.name in _WORKSPACE_FOLDERS:
+            return parent.parent
+    return None
+
+
+def portable_path(path: str | Path, anchor: str | Path) -> str:
+    """How a manifest records ``path``: relative to the workspace holding ``anchor`` when ``path`` lies in
+    it too (a copied or moved workspace, or a bundle on another machine, still resolves), else absolute."""
+    root, p = _workspace_root(anchor), Path(path).resolve()
+    if root is not None and p.is_relative_to(root):
+        return p.relative_to(root).as_posix()
+    return str(p)
+
+
+def resolve_recorded(recorded: str | Path, anchor: str | Path) -> Path:
+    """The path a manifest recorded (``portable_path``), for an artifact at ``anchor``. Old manifests hold
+    absolute paths: used when they exist, else the same workspace folder/name under ``anchor``'s workspace."""
+    p, root = Path(recorded), _workspace_root(anchor)
+    if not p.is_absolute():
+        return root / p if root is not None else p
+    if p.exists() or root is None:
+        return p
+    moved = root / p.parent.name / p.name
+    return moved if moved.exists() else p
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: the form we hash."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)

@@ -128,7 +128,10 @@ def run_main(
                      "non_embedding_params": man["info"]["n_non_embedding_params"], "tokens": man["tokens"],
                      "final_loss": man["final_loss"],
                      **fact_accuracy(handle, prep.world, max_items=max_fact_items, progress=progress)})
-    summary = {"suite": str(suite_dir), "world": str(prep.world), "store": str(prep.store),
+    from empiricist.artifacts import portable_path
+
+    summary = {"suite": portable_path(suite_dir, suite_dir), "world": portable_path(prep.world, suite_dir),
+               "store": portable_path(prep.store, suite_dir),
                "store_tokens": store.num_tokens, "rows": rows, "elapsed_s": round(time.perf_counter() - t0, 1)}
     from empiricist.artifacts import atomic_write_json
 

@@ -24,7 +24,7 @@ def suite_world(spec: str, root: Path | None) -> Path:
     prov = resolve(spec, root=root)
     if prov["source"] != "suite":
         raise InputError(f"{spec} is not a suite model: pass --world")
-    store = Path(Suite(prov["suite"]).meta["store_path"])
+    store = Suite(prov["suite"]).store_path
     world = read_manifest(store).get("source", {}).get("world")
     if not world:
         raise InputError(f"suite {prov['suite']} was not trained on a world: pass --world")

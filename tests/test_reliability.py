@@ -27,6 +27,7 @@ def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, st
     """Run the real entry point in-process: (exit code, stdout, stderr); an unexpected exception propagates."""
     from empiricist.cli import main
 
+    capsys.readouterr()  # only what this command prints
     old, sys.argv = sys.argv, ["empiricist", *map(str, args)]
     try:
         main()

@@ -55,7 +55,10 @@ def train_suite(
     """Train every size (or the named ones) on the same order; resumes and skips finished models."""
     out = Path(out_dir) if out_dir else suite_path(config, store, root)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"config": config.to_dict(), "store_path": portable_path(store.path, out),
+    # "store": relative to the workspace (what Suite.store_path reads, so a moved workspace still works);
+    # "store_path": absolute, kept only for readers not yet on Suite.store_path (studies/inputs.py)
+    meta = {"config": config.to_dict(), "store": portable_path(store.path, out),
+            "store_path": str(Path(store.path).resolve()),
             "store_hash": store.fingerprint, "vocab_size": store.vocab_size}
     existing = out / "suite.json"
     if existing.exists():
@@ -100,7 +103,7 @@ class Suite:
     @property
     def store_path(self) -> Path:
         """The suite's token store (recorded relative to the workspace; old suites hold absolute paths)."""
-        return resolve_recorded(self.meta["store_path"], self.path)
+        return resolve_recorded(self.meta.get("store") or self.meta["store_path"], self.path)
 
     def store(self) -> Any:
         store = _open_store(self.store_path)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -131,6 +132,41 @@ class Workspace:
         return self.dir(name)
 
 
+_WORKSPACE_FOLDERS = ("worlds", "tokenizers", "stores", "suites", "indexes", "evals", "studies", "experiments")
+
+
+def _workspace_root(anchor: str | Path) -> Path | None:
+    """The workspace holding ``anchor``: the nearest marked ancestor, else the parent of a standard folder."""
+    ws = Workspace.containing(anchor)
+    if ws is not None:
+        return ws.root.resolve()
+    for parent in Path(anchor).resolve().parents:
+        if parent.name in _WORKSPACE_FOLDERS:
+            return parent.parent
+    return None
+
+
+def portable_path(path: str | Path, anchor: str | Path) -> str:
+    """How a manifest records ``path``: relative to the workspace holding ``anchor`` when ``path`` lies in
+    it too (a copied or moved workspace, or a bundle on another machine, still resolves), else absolute."""
+    root, p = _workspace_root(anchor), Path(path).resolve()
+    if root is not None and p.is_relative_to(root):
+        return p.relative_to(root).as_posix()
+    return str(p)
+
+
+def resolve_recorded(recorded: str | Path, anchor: str | Path) -> Path:
+    """The path a manifest recorded (``portable_path``), for an artifact at ``anchor``. Old manifests hold
+    absolute paths: used when they exist, else the same workspace folder/name under ``anchor``'s workspace."""
+    p, root = Path(recorded), _workspace_root(anchor)
+    if not p.is_absolute():
+        return root / p if root is not None else p
+    if p.exists() or root is None:
+        return p
+    moved = root / p.parent.name / p.name
+    return moved if moved.exists() else p
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: the form we hash."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
@@ -218,13 +254,57 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------- artifact folders
+# Names our own machinery leaves beside or inside artifacts while it works: atomic-write temp files
+# (``.name.XXXX.tmp``), folders being built (``.name.building-PID``), folders being swapped out
+# (``.name.old-PID``) and build locks (``.name.lock``). They are never part of an artifact.
+_TEMP_NAME = re.compile(r"^\..+\.(tmp|lock|building-\d+|old-\d+)$")
+SAMPLE_BLOCK = 1 << 16  # bytes per sampled block in the cheap check
+FULL_HASH_LIMIT = 1 << 20  # files up to this size are fully re-hashed by the cheap check
+SAMPLES_PER_FILE = 8
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of our work-in-progress names (never hashed, cleaned when stale)."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def _artifact_files(folder: Path) -> list[Path]:
+    """Files of the artifact at ``folder``: everything except the manifest and our temp names."""
+    out = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and rel.as_posix() != MANIFEST and not any(is_temp_name(part) for part in rel.parts):
+            out.append(p)
+    return out
+
+
 def file_hashes(folder: str | Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` except the manifest, keyed by relative posix path."""
+    """sha256 of every file under ``folder`` except the manifest and temp names, keyed by relative path."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in _artifact_files(folder)}
+
+
+def _sample_offsets(size: int) -> list[int]:
+    """Block offsets the cheap check hashes: first, last and evenly spaced ones between (deterministic)."""
+    blocks = max(1, -(-size // SAMPLE_BLOCK))
+    picks = {0, blocks - 1} | {round(i * (blocks - 1) / (SAMPLES_PER_FILE - 1)) for i in range(SAMPLES_PER_FILE)}
+    return sorted(b * SAMPLE_BLOCK for b in picks)
+
+
+def _block_sha(path: Path, offset: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return sha256_bytes(f.read(SAMPLE_BLOCK))
+
+
+def file_samples(folder: str | Path) -> dict[str, dict[str, str]]:
+    """For files over ``FULL_HASH_LIMIT``: sha256 of a few sampled blocks, by offset (the cheap check's)."""
     folder = Path(folder)
     out = {}
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.name != MANIFEST:
-            out[p.relative_to(folder).as_posix()] = sha256_file(p)
+    for p in _artifact_files(folder):
+        size = p.stat().st_size
+        if size > FULL_HASH_LIMIT:
+            out[p.relative_to(folder).as_posix()] = {str(o): _block_sha(p, o) for o in _sample_offsets(size)}
     return out
 
 
@@ -255,9 +335,52 @@ def verify(folder: str | Path) -> list[str]:
     folder = Path(folder)
     recorded = read_manifest(folder)["files"]
     actual = file_hashes(folder)
-    bad = [name for name, h in recorded.items() if actual.get(name) != h]
+    bad = [name if name in actual else f"{name} (missing)" for name, h in recorded.items() if actual.get(name) != h]
     bad += [f"{name} (not in manifest)" for name in actual if name not in recorded]
     return sorted(bad)
+
+
+def quick_check(folder: str | Path, manifest: Mapping[str, Any] | None = None) -> None:
+    """The cheap check run whenever a store or index is opened: every recorded file is present with its
+    recorded size, small files re-hash to their sha256, large ones match at their sampled blocks.
+
+    Catches truncation, zeroed or swapped files and most local damage at a cost of a few hundred KiB
+    read per file; ``verify`` (every byte) is the full check. Older manifests without ``sizes`` or
+    ``samples`` get the parts they can (presence, small-file hashes).
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder) if manifest is None else manifest
+    sizes, samples = manifest.get("sizes") or {}, manifest.get("samples") or {}
+    fix = f"run `empiricist verify {folder}` for the full check, then rebuild it"
+    for name, sha in (manifest.get("files") or {}).items():
+        p = folder / name
+        if not p.is_file():
+            raise ArtifactError(f"{p} is missing from artifact {folder}; {fix}")
+        size = p.stat().st_size
+        if name in sizes and size != sizes[name]:
+            raise ArtifactError(f"{p} is {size} bytes, the manifest says {sizes[name]}: corrupted; {fix}")
+        if size <= FULL_HASH_LIMIT:
+            if sha256_file(p) != sha:
+                raise ArtifactError(f"{p} does not match its sha256 in the manifest: corrupted; {fix}")
+            continue
+        for offset, block_sha in samples.get(name, {}).items():
+            if _block_sha(p, int(offset)) != block_sha:
+                raise ArtifactError(f"{p} differs from the manifest at byte {offset} (sampled block): "
+                                    f"corrupted; {fix}")
+
+
+def verify_tree(path: str | Path) -> list[tuple[Path, list[str]]]:
+    """``verify`` for one artifact, or for every artifact (folder with a manifest) under a workspace:
+    ``[(folder, bad files)]`` for each folder checked, in path order. Temp names are skipped."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"{path} is not a folder; pass an artifact folder or a workspace to `empiricist verify`")
+    if is_complete(path):
+        folders = [path]
+    else:
+        folders = sorted(m.parent for m in path.rglob(MANIFEST)
+                         if not any(is_temp_name(part) for part in m.relative_to(path).parts))
+    return [(f, verify(f)) for f in folders]
 
 
 def write_manifest(
@@ -275,6 +398,8 @@ def write_manifest(
         "config_hash": config_hash(dict(config)),
         "inputs": dict(inputs or {}),
         "files": file_hashes(folder),
+        "sizes": {p.relative_to(folder).as_posix(): p.stat().st_size for p in _artifact_files(folder)},
+        "samples": file_samples(folder),
         "versions": package_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "argv": sys.argv[:],
@@ -285,28 +410,88 @@ def write_manifest(
     return manifest
 
 
-def check_replaceable(folder: str | Path, kind: str) -> None:
-    """Allow overwriting ``folder`` only if it is absent, empty, or a finished artifact of ``kind``:
-    never wipe a folder that holds something else."""
+def check_replaceable(folder: str | Path, kind: str | None, overwrite: bool = False, *,
+                      resumable: str | None = None) -> None:
+    """The one rule for every output path: replace ``folder`` only if it is absent, empty, or a finished
+    artifact of ``kind`` (any kind when None), unless the user passed ``--overwrite``.
+
+    Never wipe a folder of someone's files: an ``--out`` that holds ``thesis.tex`` is refused. A plain
+    file at the path is refused too (file outputs pass ``kind=None``). ``resumable``: a file whose
+    presence marks an unfinished folder of ours that a re-run continues (accepted as well).
+    """
     folder = Path(folder)
-    if not folder.exists():
+    if overwrite or not (folder.exists() or folder.is_symlink()):
         return
+    hint = "choose a new or empty folder, or pass --overwrite to replace it"
+    if not folder.is_dir() or folder.is_symlink():
+        raise ArtifactError(f"{folder} exists and is not an artifact folder; nothing was written: {hint}")
     if is_complete(folder):
-        read_manifest(folder, kind=kind)
-    elif any(folder.iterdir()):
-        raise ArtifactError(f"{folder} exists and is not a {kind} artifact; choose an empty or new output folder")
+        found = read_manifest(folder).get("kind")
+        if kind is None or found == kind:
+            return
+        raise ArtifactError(f"{folder} holds a {found!r} artifact, not a {kind!r} one; nothing was written: {hint}")
+    entries = sorted(p.name for p in folder.iterdir() if not is_temp_name(p.name))
+    if entries and not (resumable is not None and (folder / resumable).is_file()):
+        raise ArtifactError(f"{folder} exists and holds files that are not an empiricist artifact (e.g. "
+                            f"{entries[0]!r}); nothing was written: {hint}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(final: str | Path) -> None:
+    """Undo what a killed build left next to ``final``: restore a finished artifact that was being swapped
+    out (``final`` missing, ``.name.old-PID`` complete) and remove temp folders of dead processes."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return
+    for p in sorted(final.parent.glob(f".{final.name}.*")):
+        m = re.fullmatch(re.escape(f".{final.name}.") + r"(building|old)-(\d+)", p.name)
+        if m is None or _pid_alive(int(m.group(2))) and int(m.group(2)) != os.getpid():
+            continue
+        if m.group(1) == "old" and not final.exists() and is_complete(p):
+            os.replace(p, final)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def artifact_lock(final: str | Path, timeout: float = -1):
+    """A lock held while ``final`` is built, so a second process waits and then reuses the artifact.
+
+    ``with artifact_lock(path): if not is_complete(path): build...``. The lock file is a hidden sibling
+    (``.name.lock``), never part of any artifact.
+    """
+    from filelock import FileLock
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(final.parent / f".{final.name}.lock"), timeout=timeout)
 
 
 @contextmanager
-def building(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Build an artifact folder under a temporary name; on success rename it to ``final``.
+def building(final: str | Path, overwrite: bool = False, *, kind: str | None = None,
+             force: bool = False) -> Iterator[Path]:
+    """Build an artifact folder under a temporary name; on success swap it in as ``final``.
 
     The body must write the manifest (``write_manifest``) into the yielded folder before leaving. On an
-    exception the temporary folder is removed and ``final`` is untouched.
+    exception the temporary folder is removed and ``final`` is untouched. ``overwrite`` lets a finished
+    artifact of the same kind be replaced; anything else at ``final`` (someone's files) is refused by
+    ``check_replaceable`` unless ``force`` (the user's ``--overwrite``). The swap renames the old folder
+    aside before renaming the new one in, so a kill at any instant leaves one complete artifact
+    (``recover`` puts the old one back if the kill fell between the renames).
     """
     final = Path(final)
-    if final.exists() and not overwrite and is_complete(final):
-        raise ArtifactError(f"{final} already exists")
+    recover(final)
+    if final.exists() and not (overwrite or force) and is_complete(final):
+        raise ArtifactError(f"{final} already exists; pass --overwrite to replace it")
+    check_replaceable(final, kind, overwrite=force)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.building-{os.getpid()}")
     if tmp.exists():
@@ -316,9 +501,24 @@ def building(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
         yield tmp
         if not is_complete(tmp):
             raise ArtifactError(f"internal: artifact {final.name} finished without a manifest")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        swap_in(tmp, final, read_manifest(tmp).get("kind"), force=force)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_in(tmp: Path, final: Path, kind: str | None, force: bool = False) -> None:
+    """Rename the finished ``tmp`` onto ``final``: old aside, new in, old removed (each step a rename)."""
+    if final.exists() or final.is_symlink():
+        check_replaceable(final, kind, overwrite=force)
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, final)

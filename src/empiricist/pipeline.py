@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from empiricist.artifacts import Workspace, building, config_hash, is_complete, read_manifest, write_manifest
+from empiricist.artifacts import (
+    Workspace,
+    artifact_lock,
+    building,
+    config_hash,
+    is_complete,
+    read_manifest,
+    write_manifest,
+)
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import SuiteConfig, get_preset
 
@@ -39,8 +47,10 @@ def prepare_tokenizer(world_path: Path, vocab_size: int, workspace: Workspace | 
 
     world_hash = read_manifest(world_path, kind="world")["config_hash"]
     folder = Workspace.at(workspace).tokenizers / f"bpe{vocab_size}-{config_hash({'world': world_hash, 'v': vocab_size})}"
-    if not is_complete(folder):
-        with building(folder, overwrite=True) as tmp:
+    with artifact_lock(folder):
+        if is_complete(folder):
+            return folder / "tokenizer.json"
+        with building(folder, overwrite=True, kind="tokenizer") as tmp:
             texts = (d["text"] for d in World.open(world_path).iter_docs())
             train_bpe(texts, vocab_size, tmp / "tokenizer.json")
             write_manifest(tmp, kind="tokenizer", config={"vocab_size": vocab_size, "type": "byte_level_bpe"},
@@ -58,9 +68,10 @@ def prepare_store(world_path: Path, tokenizer_path: Path, workspace: Workspace |
     world_hash = read_manifest(world_path, kind="world")["config_hash"]
     key = config_hash({"world": world_hash, "tokenizer": sha256_file(tokenizer_path)})
     folder = Workspace.at(workspace).stores / f"store-{key}"
-    if not is_complete(folder):
-        build_store(iter_documents(world_path), tokenizer_path, folder, overwrite=True, progress=progress,
-                    source={"world": str(world_path), "world_hash": world_hash})
+    with artifact_lock(folder):
+        if not is_complete(folder):
+            build_store(iter_documents(world_path), tokenizer_path, folder, progress=progress,
+                        source={"world": world_path.name, "world_hash": world_hash})
     return folder
 
 
@@ -157,10 +168,15 @@ def run_main(
                      "final_loss": man["final_loss"],
                      **fact_accuracy(handle, prep.world, max_items=max_fact_items, progress=progress,
                                     workspace=workspace)})
-    summary = {"suite": str(suite_dir), "world": str(prep.world), "store": str(prep.store),
+    from empiricist.artifacts import portable_path
+
+    summary = {"suite": portable_path(suite_dir, suite_dir), "world": portable_path(prep.world, suite_dir),
+               "store": portable_path(prep.store, suite_dir),
                "store_tokens": store.num_tokens, "rows": rows, "elapsed_s": round(time.perf_counter() - t0, 1)}
     from empiricist.artifacts import atomic_write_json
 
-    atomic_write_json(Path(suite_dir) / "summary.json", summary)
+    # beside the suite, not inside it: the suite's manifest (written when its last model finished) lists
+    # every file in the folder, so a file added afterwards would fail `empiricist verify`
+    atomic_write_json(Path(suite_dir).with_name(f"{Path(suite_dir).name}.summary.json"), summary)
     return rows
 

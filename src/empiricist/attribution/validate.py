@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 from tqdm.auto import tqdm
 
-from empiricist.artifacts import atomic_path, atomic_write_json, config_hash
+from empiricist.artifacts import atomic_path, atomic_write_json, check_replaceable, config_hash
 from empiricist.attribution.data import Documents, Query, fact_queries, query_rows
 from empiricist.attribution.retrain import measure, train_on_docs
 from empiricist.errors import EmpiricistError
@@ -160,8 +160,11 @@ def _rss_mb() -> float:
 class Validation:
     """State of one validation folder; each expensive piece is computed once and saved."""
 
-    def __init__(self, world: Any, store: TokenStore, cfg: ValidationConfig, out: Path, progress: bool = True) -> None:
+    def __init__(self, world: Any, store: TokenStore, cfg: ValidationConfig, out: Path, progress: bool = True,
+                 overwrite: bool = False) -> None:
         self.world, self.store, self.cfg, self.out, self.progress = world, store, cfg, Path(out), progress
+        # a folder of ours (config.json) resumes; someone else's files are never written into
+        check_replaceable(self.out, "attribution_validation", overwrite, resumable="config.json")
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out / "config.json", {"config": cfg.to_dict(), "store": store.fingerprint})
         idx, self.items, held_out = choose_corpus(world, store, cfg)
@@ -294,12 +297,12 @@ def _seed_agreement(v: Validation, act: np.ndarray) -> dict[str, float]:
 
 
 def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Path, *, progress: bool = True,
-             methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+             methods: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) the whole validation; returns {"rows": table rows, ...} and writes results.json."""
     from empiricist.lookup.groundtruth import rank_metrics
 
     t0 = time.perf_counter()
-    v = Validation(world, store, cfg, Path(out), progress)
+    v = Validation(world, store, cfg, Path(out), progress, overwrite)
     handle = v.base_model()
     base_nll = v._run("full", np.ones(len(v.docs), dtype=bool), cfg.seeds[0])
     per_seed = v.lds_actual()

@@ -41,7 +41,7 @@ def main() -> None:
     """Entry point: run the app and turn user errors into one clear line."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns (not raises) a command's Exit code in this mode
     except EmpiricistError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
@@ -57,3 +57,5 @@ def main() -> None:
         if type(e).__name__ == "Abort":
             sys.exit(1)
         raise
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)

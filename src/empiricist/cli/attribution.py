@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -90,6 +90,7 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="validation preset: micro (default) or tiny")] = "micro",
         method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
+        overwrite: Overwrite = False,
         workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """LDS by retraining, fact tracing and counterfactual removal for every method, as one table."""
@@ -100,6 +101,10 @@ def register(app: typer.Typer) -> None:
         from empiricist.suite.suite import Suite
         from empiricist.world.load import World
 
+        if out is not None:
+            from empiricist.artifacts import check_replaceable
+
+            check_replaceable(out, "attribution_validation", overwrite, resumable="config.json")
         if preset not in VALIDATION_PRESETS:
             raise InputError(f"unknown preset {preset!r}; presets: {sorted(VALIDATION_PRESETS)}")
         cfg = VALIDATION_PRESETS[preset]
@@ -107,7 +112,8 @@ def register(app: typer.Typer) -> None:
         store = s.store()
         world = World.open(store.world_path())
         folder = out or Workspace.at(workspace).dir("attribution") / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
-        res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None)
+        res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None,
+                       overwrite=overwrite)
         typer.echo(markdown_table(res))  # plain: a markdown table must not be wrapped
         agree = ", ".join(f"{k} {v:.2f}" for k, v in res["seed_agreement"].items())
         typer.echo(f"\n{res['n_docs']:,} documents, {res['n_fact_queries']} fact + {res['n_text_queries']} text "

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -58,13 +58,19 @@ def register(app: typer.Typer) -> None:
                                                     "(suite models with an n-gram index)")] = True,
         out: Annotated[Path | None, typer.Option(help="run folder (default: in the workspace)")] = None,
         seed: Annotated[int, typer.Option(help="recorded seed (decoding is greedy)")] = 0,
+        overwrite: Overwrite = False,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Evaluate models on tasks; print scores with CIs and write results, transcripts and a report."""
+        from empiricist.artifacts import check_replaceable
         from empiricist.errors import InputError
         from empiricist.evals import expand_models, make_scorer, resolve_tasks, run_eval
+        from empiricist.evals.runner import KIND
         from empiricist.report import write_run_report
+
+        if out is not None:
+            check_replaceable(out, KIND, overwrite)  # before any model is loaded
 
         if suite and not (all_sizes or size):
             raise InputError("with --suite, choose --all-sizes or one or more --size")
@@ -83,7 +89,7 @@ def register(app: typer.Typer) -> None:
         if not models:
             raise InputError("no models: give --model and/or --suite")
         run = run_eval(tasks, models, scorer, out=out, workspace=workspace, progress=not quiet,
-                       contamination="auto" if contamination else False, render=write_run_report)
+                       contamination="auto" if contamination else False, render=write_run_report, overwrite=overwrite)
         console.print(summary_table(run.summary, f"{scoring} scores ({len(models)} models)"))
         console.print(f"run: {run.folder}\nreport: {run.report}")
 
@@ -91,11 +97,12 @@ def register(app: typer.Typer) -> None:
     def view_cmd(
         path: Annotated[Path, typer.Argument(help="report.html, a run folder, or a folder of runs")],
         port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 8765,
+        listing: Annotated[bool, typer.Option("--list", help="allow directory listings")] = False,
     ) -> None:
         """Serve a report on 127.0.0.1 (for SSH tunnels; reports also open straight from disk)."""
         from empiricist.report import serve
 
-        server, url = serve(path, port=port, background=False)
+        server, url = serve(path, port=port, background=False, listing=listing)
         console.print(f"serving {url} (127.0.0.1 only; Ctrl-C to stop)")
         try:
             server.serve_forever()

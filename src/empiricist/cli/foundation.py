@@ -27,6 +27,8 @@ WorkspaceOpt = Annotated[Workspace | None, typer.Option(
     "--workspace", "-w", parser=Path, callback=_workspace, metavar="PATH",
     help="workspace folder (default $EMPIRICIST_HOME or ./empiricist-work)")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace whatever is at --out (without it, only a new or "
+                                         "empty folder, or an artifact of the same kind, is written)")]
 
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -98,12 +100,16 @@ def register(app: typer.Typer) -> None:
         subset: Annotated[list[str] | None, typer.Option(help="name:key=value,... e.g. "
                                                          "forum_opinion:agree_rate=0.9 or forum_opinion:enabled=false")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (default: in the workspace)")] = None,
+        overwrite: Overwrite = False,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Generate a world corpus (deterministic from its config)."""
-        from empiricist.artifacts import read_manifest
+        from empiricist.artifacts import check_replaceable, read_manifest
         from empiricist.world import WorldConfig, generate_world
+
+        if out is not None:
+            check_replaceable(out, "world", overwrite)
 
         overrides: dict[str, Any] = {}
         if seed is not None:
@@ -116,7 +122,7 @@ def register(app: typer.Typer) -> None:
             enabled = kv.pop("enabled", None)
             weight = kv.pop("weight", None)
             cfg = cfg.with_subset(name, enabled=enabled, weight=weight, **kv)
-        path = generate_world(cfg, out_dir=out, workspace=workspace, progress=not quiet)
+        path = generate_world(cfg, out_dir=out, workspace=workspace, progress=not quiet, overwrite=overwrite)
         stats = read_manifest(path).get("stats", {})
         console.print(f"world: [bold]{path}[/bold]")
         console.print_json(json.dumps(stats, default=str))
@@ -127,11 +133,13 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output tokenizer.json (or folder)")],
         vocab: Annotated[int, typer.Option(help="vocabulary size")] = 2048,
         text_field: Annotated[str, typer.Option(help="text field for JSONL/Parquet/HF")] = "text",
+        overwrite: Overwrite = False,
     ) -> None:
         """Train a byte-level BPE tokenizer on a corpus."""
         from empiricist.data import iter_documents, train_bpe
 
-        path = train_bpe((d.text for d in iter_documents(corpus, text_field=text_field)), vocab, out)
+        path = train_bpe((d.text for d in iter_documents(corpus, text_field=text_field)), vocab, out,
+                         overwrite=overwrite)
         console.print(f"tokenizer: {path}")
 
     @data.command("store")
@@ -143,13 +151,17 @@ def register(app: typer.Typer) -> None:
         id_field: Annotated[str, typer.Option()] = "id",
         fmt: Annotated[str, typer.Option("--format")] = "auto",
         dedupe: Annotated[bool, typer.Option(help="drop exact duplicate documents")] = False,
+        overwrite: Overwrite = False,
         quiet: Quiet = False,
     ) -> None:
         """Tokenize a corpus into a memory-mapped token store with a manifest."""
-        from empiricist.data.store import TokenStore, build_store_from_path
+        from empiricist.artifacts import check_replaceable
+        from empiricist.data.store import STORE_KIND, TokenStore, build_store_from_path
+
+        check_replaceable(out, STORE_KIND, overwrite)
 
         path = build_store_from_path(corpus, tokenizer, out, format=fmt, text_field=text_field, id_field=id_field,
-                                     dedupe=dedupe, progress=not quiet)
+                                     dedupe=dedupe, progress=not quiet, overwrite=overwrite)
         s = TokenStore.open(path)
         console.print(f"store: {path}  docs={s.num_docs:,} tokens={s.num_tokens:,} dtype={s.dtype}")
 
@@ -226,6 +238,22 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]{p.name}[/bold] ({state})")
             for size in s.sizes:
                 console.print(f"  {size}: steps {s.checkpoints(size)}")
+
+    @app.command("verify")
+    def verify_cmd(
+        path: Annotated[Path | None, typer.Argument(help="an artifact folder or a workspace (default: the workspace)")] = None,
+        workspace: WorkspaceOpt = None,
+    ) -> None:
+        """Re-hash every file of an artifact (or of every artifact in a workspace) against its manifest."""
+        from empiricist.artifacts import verify_tree
+
+        results = verify_tree(path if path is not None else Workspace.at(workspace).root)
+        bad = [(folder, files) for folder, files in results if files]
+        for folder, files in bad:
+            typer.echo(f"MISMATCH {folder}: {files[0]}" + (f" (and {len(files) - 1} more)" if len(files) > 1 else ""))
+        typer.echo(f"{len(results) - len(bad)} of {len(results)} artifact(s) intact")
+        if bad:
+            raise typer.Exit(1)
 
     @model.command("info")
     def model_info(

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         folds: Annotated[int, typer.Option(help="cross-validation folds")] = 5,
         seed: Annotated[int, typer.Option()] = 0,
         out: Annotated[Path | None, typer.Option(help="output folder (default: in the workspace)")] = None,
+        overwrite: Overwrite = False,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
@@ -55,13 +56,17 @@ def register(app: typer.Typer) -> None:
         from empiricist.internals.datasets import world_probe_dataset, world_statement_dataset
         from empiricist.internals.sweep import model_world, parse_layers, probe_specs, run_probe
 
+        if out is not None:
+            from empiricist.artifacts import check_replaceable
+
+            check_replaceable(out, "probe", overwrite)
         specs = probe_specs(model or [], suite, size, all_checkpoints, workspace)
         world = world or model_world(specs[0], workspace)
         data = (world_statement_dataset(world) if prop == "statements"
                 else world_probe_dataset(world, prop, template))
         folder = out or Workspace.at(workspace).dir("probes") / f"{prop}-{config_hash([specs, data.hash, layers, kind, folds, seed])}"
         path, rows = run_probe(specs, data, folder, parse_layers(layers), kind=kind, k=folds, seed=seed,
-                               progress=not quiet, workspace=workspace)
+                               progress=not quiet, workspace=workspace, force=overwrite)
         console.print(probe_table(rows, f"{data.name}: {len(data)} examples, {data.meta.get('n_classes', 2)} classes"))
         console.print(f"results: [bold]{path}[/bold] (heatmap.png, heatmap.svg, results.csv)")
 
@@ -76,14 +81,18 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option()] = 16,
         max_length: Annotated[int | None, typer.Option(help="truncate texts to this many tokens")] = None,
         dtype: Annotated[str, typer.Option(help="float32 or float16")] = "float32",
+        overwrite: Overwrite = False,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Stream activations at the chosen sites and positions to chunked .npy files with a manifest."""
         import json
 
+        from empiricist.artifacts import check_replaceable
         from empiricist.internals.activations import ActivationSet, capture_activations
         from empiricist.suite.handles import load_model
+
+        check_replaceable(out, "activations", overwrite)  # before loading anything
 
         def read() -> Any:
             with open(texts, encoding="utf-8") as f:
@@ -93,7 +102,8 @@ def register(app: typer.Typer) -> None:
 
         handle = load_model(spec, workspace=workspace)
         path = capture_activations(handle, read(), out, sites.split(","), positions, batch_size=batch_size,
-                                   max_length=max_length, chunk_rows=chunk_rows, dtype=dtype, progress=not quiet)
+                                   max_length=max_length, chunk_rows=chunk_rows, dtype=dtype, progress=not quiet,
+                                   overwrite=overwrite)
         a = ActivationSet(path)
         console.print(f"activations: [bold]{path}[/bold]  rows={a.n_rows:,} chunks={len(a.chunks)} sites={a.sites}")
 

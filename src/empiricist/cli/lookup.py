@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
 from empiricist.lookup.ngram import open_default_ngram
 
 if TYPE_CHECKING:
@@ -190,13 +190,17 @@ def register(app: typer.Typer) -> None:
                                                     "(0 = any one n-gram, lm-eval's rule)")] = 0.8,
         model: Annotated[list[str] | None, typer.Option(help="models for membership scores (Min-K%, loss, zlib)")] = None,
         out: Annotated[Path | None, typer.Option(help="write per-item JSONL here")] = None,
+        overwrite: Overwrite = False,
         store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Per item: longest verbatim overlap, matching n-grams, documents involved; optional membership scores."""
-        from empiricist.artifacts import atomic_write_text
+        from empiricist.artifacts import atomic_write_text, check_replaceable
         from empiricist.data.readers import iter_records
         from empiricist.lookup import contamination_report, membership_scores
         from empiricist.suite.handles import load_model
+
+        if out:
+            check_replaceable(out, None, overwrite)  # before the work: never clobber someone's file
 
         rows = [rec for _, rec in iter_records(items)]
         s = open_store(store, suite, workspace)
@@ -235,9 +239,11 @@ def register_validate(app: typer.Typer) -> None:
         query: Annotated[str, typer.Option(help="'prompt' (cloze + answer) or 'question' (QA form + answer)")] = "prompt",
         membership: Annotated[bool, typer.Option(help="also score membership inference with every suite size")] = True,
         out: Annotated[Path | None, typer.Option(help="write the markdown tables here")] = None,
+        overwrite: Overwrite = False,
         suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Score tracing, search and contamination detection against the world's ground truth (one table each)."""
+        from empiricist.artifacts import check_replaceable
         from empiricist.lookup import (
             SearchIndex,
             build_search_index,
@@ -249,6 +255,8 @@ def register_validate(app: typer.Typer) -> None:
         from empiricist.suite.suite import Suite
         from empiricist.world import World
 
+        if out:
+            check_replaceable(out, None, overwrite)
         s = Suite(resolve_suite(suite, workspace))
         store = open_store(None, suite, workspace)
         world = World.open(store.world_path())

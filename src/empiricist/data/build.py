@@ -128,7 +128,8 @@ def build_store(
     Each document's tokens are followed by one EOS (part of its span in ``doc_offsets``). Literal special
     strings inside texts are tokenized as text, so EOS only ever marks a document boundary. With
     ``dedupe`` later exact copies (``normalize_whitespace``: up to whitespace) are dropped and listed in
-    the manifest under ``duplicates``. ``source`` describes where the docs came from (recorded as is).
+    the manifest under ``duplicates``. ``overwrite`` replaces whatever is at ``out_dir`` (otherwise only
+    an absent or empty folder, or a finished store, is written). ``source`` describes where the docs came from (recorded as is).
     """
     if shard_tokens < 1 or batch_docs < 1:
         raise InputError(f"shard_tokens and batch_docs must be positive (got {shard_tokens}, {batch_docs})")
@@ -143,7 +144,7 @@ def build_store(
               "normalize_whitespace": normalize_whitespace, "separator": "eos_after_each_doc",
               "special_strings_in_text": "tokenized_as_text"}
     out_dir = Path(out_dir)
-    with building(out_dir, overwrite=overwrite) as tmp:
+    with building(out_dir, overwrite=overwrite, kind=STORE_KIND, force=overwrite) as tmp:
         shutil.copyfile(tok_file, tmp / TOKENIZER_FILE)
         shards = _ShardWriter(tmp, dtype, shard_tokens)
         offsets = array("q", [0])
@@ -194,13 +195,58 @@ def _screen(batch: list[Any], tally: _Tally, filt: DuplicateFilter | None) -> li
     return keep
 
 
+# Tokenizing costs about 100 bytes of memory per character in flight (tokenizers keeps offsets and
+# pre-tokenized pieces), so one 30 MB document used to take several GB. Texts are cut into pieces of at
+# most PIECE_CHARS and encoded at most ENCODE_CHARS at a time: peak memory stays near
+# ENCODE_CHARS * ~100 B (~100 MB) whatever the document sizes. The cuts fall before a single space that
+# follows a non-space and precedes one, where a byte-level BPE pre-tokenizer splits anyway, so the ids
+# are the same as for the whole text (a text with no such place in a piece's window is cut at the window).
+PIECE_CHARS = 1 << 18
+ENCODE_CHARS = 1 << 20
+
+
+def split_text(text: str, piece: int = PIECE_CHARS) -> list[str]:
+    """``text`` in pieces of at most ``piece`` characters, cut at pre-tokenizer boundaries."""
+    if len(text) <= piece:
+        return [text]
+    out, start = [], 0
+    while len(text) - start > piece:
+        end = start + piece
+        cut = end
+        while cut > start + 1 and not (text[cut] == " " and not text[cut - 1].isspace()
+                                       and cut + 1 < len(text) and not text[cut + 1].isspace()):
+            cut -= 1
+        cut = cut if cut > start + 1 else end
+        out.append(text[start:cut])
+        start = cut
+    out.append(text[start:])
+    return out
+
+
+def encode_bounded(tok: Any, texts: list[str], dtype: np.dtype) -> list[np.ndarray]:
+    """Token ids of each text (no special tokens) as ``dtype`` arrays, in bounded memory (``PIECE_CHARS``)."""
+    pieces = [(i, p) for i, t in enumerate(texts) for p in split_text(t)]
+    ids: list[list[np.ndarray]] = [[] for _ in texts]
+    group: list[tuple[int, str]] = []
+    size = 0
+    for item in [*pieces, None]:
+        if item is None or (group and size + len(item[1]) > ENCODE_CHARS):
+            for (i, _), enc in zip(group, tok.encode_batch_fast([p for _, p in group], add_special_tokens=False),
+                                   strict=True):
+                ids[i].append(np.asarray(enc.ids, dtype=dtype))
+            group, size = [], 0
+        if item is not None:
+            group.append(item)
+            size += len(item[1])
+    return [np.concatenate(parts) if parts else np.empty(0, dtype=dtype) for parts in ids]
+
+
 def _write_batch(keep: list[Document], tok: Any, eos: int, dtype: np.dtype, shards: _ShardWriter,
                  offsets: array, writer: pq.ParquetWriter) -> None:
-    encodings = tok.encode_batch_fast([d.text for d in keep], add_special_tokens=False)
     n_tokens = []
-    for enc in encodings:
-        ids = np.empty(len(enc.ids) + 1, dtype=dtype)
-        ids[:-1] = enc.ids
+    for doc_ids in encode_bounded(tok, [d.text for d in keep], dtype):
+        ids = np.empty(len(doc_ids) + 1, dtype=dtype)
+        ids[:-1] = doc_ids
         ids[-1] = eos
         shards.append(ids)
         n_tokens.append(len(ids))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,19 +148,64 @@ def _read_txt(path: Path, text_field: str, id_field: str) -> Located:
         yield Document(rel, text, {}), str(file)
 
 
+def text_lines(file: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 text file, gzip-compressed when named ``.gz``.
+
+    Read as bytes and decoded line by line, so a bad byte is reported on its own line (a text-mode reader
+    decodes ahead in blocks and reports a later line); a file that is not gzip, or is cut short, is one
+    InputError naming it.
+    """
+    import zlib
+
+    gz = file.name.lower().endswith(".gz")
+    lineno = 0
+    try:
+        with (gzip.open(file, "rb") if gz else open(file, "rb")) as f:
+            for lineno, raw in enumerate(f, start=1):
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start} of the line); re-save the "
+                                     "file as UTF-8", path=file, line=lineno) from None
+    except gzip.BadGzipFile:
+        raise InputError("named .gz but not gzip-compressed; rename it (drop .gz) or compress it", path=file) from None
+    except (EOFError, zlib.error) as e:
+        raise InputError(f"gzip data is truncated or corrupt after line {lineno} ({e or 'unexpected end'}); "
+                         "re-download or re-compress it", path=file) from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as data; not UTF-8 (with the line of the first bad byte), malformed or nested too
+    deeply (tomllib recurses) is one InputError naming the file and line."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text ({e.reason}); re-save the file as UTF-8", path=path,
+                         line=raw.count(b"\n", 0, e.start) + 1) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise InputError(f"malformed TOML: {str(e).split(' (at ')[0]}", path=path,
+                         line=int(m[1]) if m else None) from None
+    except RecursionError:
+        raise InputError("TOML nested too deeply to read", path=path) from None
+
+
 def _read_jsonl(path: Path, text_field: str, id_field: str) -> Located:
     for file in _files(path, "jsonl"):
         rel = _rel(path, file)
-        opener = gzip.open if file.name.lower().endswith(".gz") else open
-        with opener(file, "rt", encoding="utf-8") as f:
-            lineno = 0
-            try:
-                for lineno, line in enumerate(f, start=1):
-                    if not line.strip():
-                        continue
-                    yield _jsonl_doc(line, file, lineno, rel, text_field, id_field), f"{file}:{lineno}"
-            except UnicodeDecodeError as e:
-                raise InputError(f"not UTF-8 text ({e.reason})", path=file, line=lineno + 1) from None
+        for lineno, line in text_lines(file):
+            if not line.strip():
+                continue
+            yield _jsonl_doc(line, file, lineno, rel, text_field, id_field), f"{file}:{lineno}"
 
 
 def parse_json_line(line: str, file: Path, lineno: int) -> dict[str, Any]:
@@ -168,9 +214,32 @@ def parse_json_line(line: str, file: Path, lineno: int) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise InputError(f"malformed JSON ({e.msg} at column {e.colno})", path=file, line=lineno) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", path=file, line=lineno) from None
     if not isinstance(record, dict):
         raise InputError(f"expected a JSON object, got {type(record).__name__}", path=file, line=lineno)
+    if _SURROGATE.search(line) and _has_surrogate(record):
+        raise InputError("JSON string holds a lone surrogate escape (e.g. \\ud800), which is not valid "
+                         "Unicode text; fix or drop that string", path=file, line=lineno)
     return record
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a lone surrogate anywhere (it cannot be encoded as UTF-8)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -178,10 +247,9 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                yield lineno, parse_json_line(line, path, lineno)
+    for lineno, line in text_lines(path):
+        if line.strip():
+            yield lineno, parse_json_line(line, path, lineno)
 
 
 def _jsonl_doc(line: str, file: Path, lineno: int, rel: str, text_field: str, id_field: str) -> Document:
@@ -203,11 +271,27 @@ def _read_parquet(path: Path, text_field: str, id_field: str) -> Located:
             raise InputError(f"no such column (columns: {', '.join(pf.schema_arrow.names)})",
                              path=file, field=text_field)
         row = 0
-        for batch in pf.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+        for batch in _parquet_batches(pf, file):
             for record in batch.to_pylist():
                 doc = _from_record(record, f"{rel}:{row}", text_field, id_field, path=file, row=row)
                 yield doc, f"{file}:row {row}"
                 row += 1
+
+
+def _parquet_batches(pf: Any, file: Path) -> Iterator[Any]:
+    """Record batches of a Parquet file; a corrupt page is one InputError, not an Arrow traceback."""
+    import pyarrow as pa
+
+    it = pf.iter_batches(batch_size=_PARQUET_BATCH_ROWS)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise InputError(f"corrupt Parquet data ({str(e).splitlines()[0][:200]}); re-export the file",
+                             path=file) from None
+        yield batch
 
 
 def _read_hf(path: Path, text_field: str, id_field: str) -> Located:

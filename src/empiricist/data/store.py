@@ -68,7 +68,9 @@ class TokenStore:
     def open(cls, path: str | Path) -> TokenStore:
         """Open a complete store; an interrupted build or another artifact kind is an ArtifactError."""
         path = Path(path)
-        return cls(path, artifacts.read_manifest(path, kind=STORE_KIND))
+        manifest = artifacts.read_manifest(path, kind=STORE_KIND)
+        artifacts.quick_check(path, manifest)  # cheap on every open: a damaged store never feeds a result
+        return cls(path, manifest)
 
     def __len__(self) -> int:
         return self.num_docs

@@ -29,12 +29,16 @@ def train_bpe(
     out_path: str | Path,
     special_tokens: Sequence[str] = DEFAULT_SPECIALS,
     min_frequency: int = 2,
+    overwrite: bool = False,
 ) -> Path:
     """Train a GPT-NeoX-style byte-level BPE and save it as ``tokenizer.json``; returns the file path.
 
     Special tokens get the first ids (``<|endoftext|>`` = 0, as in GPT-NeoX/Pythia). The same texts give
     the same file bytes. ``out_path`` may be a folder, in which case ``tokenizer.json`` is written inside.
     """
+    from empiricist.artifacts import check_replaceable
+
+    check_replaceable(_tokenizer_file(out_path), None, overwrite)  # never overwrite someone's file unasked
     floor = len(pre_tokenizers.ByteLevel.alphabet()) + len(special_tokens)
     if vocab_size < floor:
         raise InputError(f"vocab_size {vocab_size} is below the byte alphabet plus special tokens ({floor})")

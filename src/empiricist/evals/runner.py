@@ -203,6 +203,7 @@ def run_eval(
     write: bool = True,
     title: str | None = None,
     render: RenderHook | None = None,
+    overwrite: bool = False,
 ) -> EvalRun:
     """Evaluate every model on every task and write the run folder (``write=False``: table only).
 
@@ -242,8 +243,8 @@ def run_eval(
     key = {"tasks": [t.hash for t in tasks], "models": [h for _, _, h in specs], "scoring": scorer.config()}
     folder = Path(out) if out else Workspace.at(workspace).evals / "runs" / \
         f"{'+'.join(t.name for t in tasks)}-{config_hash(key)}"
-    check_replaceable(folder, KIND)
-    with building(folder, overwrite=True) as tmp:
+    check_replaceable(folder, KIND, overwrite)
+    with building(folder, overwrite=True, force=overwrite) as tmp:
         results.write(tmp)
         results.write_lm_eval_samples(tmp / "lm_eval")
         if render is not None:

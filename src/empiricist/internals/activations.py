@@ -327,7 +327,7 @@ def capture_activations(
     config = {"sites": names, "positions": pos_cfg, "batch_size": batch_size, "max_length": max_length,
               "chunk_rows": chunk_rows, "dtype": dtype}
     source = _HashedTexts(texts)
-    with building(out_dir, overwrite=overwrite) as tmp:
+    with building(out_dir, overwrite=overwrite, force=overwrite) as tmp:
         writer = _ChunkWriter(tmp, chunk_rows, np.dtype(dtype))
         for b in tqdm(iter_activations(handle.model, handle.tokenizer, source, names, positions, batch_size,
                                        max_length), disable=not progress, desc="capture", unit="batch"):

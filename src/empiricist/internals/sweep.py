@@ -167,13 +167,15 @@ def rows_csv(rows: list[dict], columns: Sequence[str] = COLUMNS) -> str:
 
 
 def run_probe(specs: Sequence[str], dataset: ProbeDataset, out_dir: str | Path, sites: str | Sequence[str] = "resid",
-              *, overwrite: bool = True, progress: bool = True,
+              *, overwrite: bool = True, force: bool = False, progress: bool = True,
               workspace: Workspace | str | Path | None = None,
               **kw: Any) -> tuple[Path, list[dict]]:
-    """Probe every model, write results.{json,csv} and heatmap.{png,svg} as a ``probe`` artifact."""
+    """Probe every model, write results.{json,csv} and heatmap.{png,svg} as a ``probe`` artifact.
+
+    ``overwrite`` replaces an earlier probe result there; ``force`` (``--overwrite``) replaces anything."""
     rows, hashes = probe_models(specs, dataset, sites, workspace=workspace, progress=progress, **kw)
     config = {"specs": list(specs), "dataset": dataset.name, "sites": sites, **kw}
-    with building(out_dir, overwrite=overwrite) as tmp:
+    with building(out_dir, overwrite=overwrite, force=force) as tmp:
         atomic_write_json(tmp / "results.json", {"rows": rows, "dataset": dataset.meta})
         atomic_write_text(tmp / "results.csv", rows_csv(rows))
         plot_heatmap(rows, tmp / "heatmap", f"{dataset.name}: linear probe")

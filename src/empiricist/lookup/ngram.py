@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from empiricist.artifacts import Workspace, read_manifest, verify
+from empiricist.artifacts import Workspace, quick_check, read_manifest, verify
 from empiricist.errors import ArtifactError, InputError
 from empiricist.lookup.infinigram import DS_FILE, OD_FILE, SA_FILE, load_engine, map_file
-from empiricist.lookup.ngram_build import KIND, default_ngram_index_path, store_inputs
+from empiricist.lookup.ngram_build import KIND, default_ngram_index_path, legacy_store_inputs, store_inputs
 from empiricist.lookup.results import DocumentHit, FindResult, NextTokenDistribution
 
 if TYPE_CHECKING:
@@ -80,6 +80,8 @@ class NgramIndex:
         path = Path(path) if path is not None else default_ngram_index_path(store, workspace)
         manifest = read_manifest(path, kind=KIND)
         built, given = manifest.get("inputs", {}), store_inputs(store)
+        if built.get("store") == legacy_store_inputs(store)["store"]:  # an index named before content naming
+            given = {**given, "store": built["store"]}
         was_tok, was_store = str(built.get("tokenizer"))[:12], str(built.get("store"))[:12]
         if built.get("tokenizer") != given["tokenizer"]:
             raise ArtifactError(f"{path} was built for tokenizer {was_tok}…, but store {store.path} uses "
@@ -90,6 +92,7 @@ class NgramIndex:
                                 "build_ngram_index(store)")
         if verify_files and (bad := verify(path)):
             raise ArtifactError(f"n-gram index {path} is corrupted: {', '.join(bad)}")
+        quick_check(path, manifest)  # every open: sizes, small-file hashes, sampled blocks; never a wrong count
         return cls(path, store, manifest)
 
     def close(self) -> None:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from empiricist.artifacts import (
     MANIFEST,
     Workspace,
+    artifact_lock,
     building,
+    config_hash,
     is_complete,
     read_manifest,
     sha256_file,
@@ -33,14 +35,27 @@ KIND = "ngram_index"
 FORMAT = 1
 
 
+def store_content(store: TokenStore) -> str:
+    """The store's identity from content only: its fingerprint (settings, tokenizer, documents) and the
+    sha256 of each of its files; not the manifest's bytes, which hold a timestamp and the argv."""
+    manifest = getattr(store, "manifest", None) or {}
+    return config_hash({"fingerprint": getattr(store, "fingerprint", None), "files": manifest.get("files", {})}, 64)
+
+
 def store_inputs(store: TokenStore) -> dict[str, str]:
-    """What an index depends on: the store's exact manifest and its tokenizer."""
+    """What an index depends on: the store's content and its tokenizer."""
+    return {"store": store_content(store), "tokenizer": str(store.tokenizer_sha256)}
+
+
+def legacy_store_inputs(store: TokenStore) -> dict[str, str]:
+    """What indexes built before content naming recorded (the store manifest's sha256): still accepted."""
     return {"store": sha256_file(Path(store.path) / MANIFEST), "tokenizer": str(store.tokenizer_sha256)}
 
 
 def default_ngram_index_path(store: TokenStore, workspace: Workspace | str | Path | None = None) -> Path:
-    """Default home: the indexes of the store's own workspace (else ``workspace``); not inside the store,
-    whose manifest lists every file it holds."""
+    """Default home: the indexes of the store's own workspace (else ``workspace``), not inside the store,
+    whose manifest lists every file it holds; named by content, so identical stores built at different
+    times share one index."""
     return Workspace.of(store.path, workspace).indexes / f"ngram-{store_inputs(store)['store'][:16]}"
 
 
@@ -54,10 +69,15 @@ def build_ngram_index(store: TokenStore, out_dir: str | Path | None = None, prog
     ``mem_gib`` GiB, as infini-gram's script does.
     """
     out = Path(out_dir) if out_dir is not None else default_ngram_index_path(store, workspace)
+    with artifact_lock(out):  # a second builder waits, then reuses the first one's index
+        return _build_locked(store, out, progress, cpus, mem_gib, overwrite)
+
+
+def _build_locked(store: TokenStore, out: Path, progress: bool, cpus: int | None, mem_gib: float, overwrite: bool) -> Path:
     inputs = store_inputs(store)
     if is_complete(out) and not overwrite:
         found = read_manifest(out, kind=KIND)
-        if found.get("inputs") == inputs:
+        if found.get("inputs") in (inputs, legacy_store_inputs(store)):
             return out
         raise ArtifactError(f"{out} holds an n-gram index of another store; pass overwrite=True or choose "
                             "another folder")
@@ -65,7 +85,7 @@ def build_ngram_index(store: TokenStore, out_dir: str | Path | None = None, prog
     dtype_name, width = ig.token_layout(store)
     say = _reporter(progress)
     t0 = time.perf_counter()
-    with building(out, overwrite=overwrite) as tmp:
+    with building(out, overwrite=overwrite, kind=KIND, force=overwrite) as tmp:
         say(f"writing {store.num_tokens:,} tokens of {store.num_docs:,} documents for the indexer")
         ig.write_datastore(store, tmp, width)
         ratio = ig.build_suffix_array(binary, tmp, width, cpus or os.cpu_count() or 1, mem_gib, say)

@@ -23,6 +23,7 @@ from empiricist.artifacts import (
     building,
     config_hash,
     is_complete,
+    quick_check,
     read_manifest,
     write_manifest,
 )
@@ -150,7 +151,7 @@ def build_search_index(store: TokenStore, kind: str = "minilm", out_dir: str | P
             return out
         raise ArtifactError(f"{out} holds a different search index (other store, kind or settings); pass "
                             "overwrite=True or choose another folder")
-    with building(out, overwrite=overwrite) as tmp:
+    with building(out, overwrite=overwrite, kind=KIND, force=overwrite) as tmp:
         chunks, texts = chunk_store(store, chunk_tokens)
         np.save(tmp / CHUNKS_FILE, chunks)
         if embedder is not None:
@@ -179,6 +180,7 @@ class SearchIndex:
         """Open for ``store``; another store's index is refused, as is (kind="model") another model's."""
         path = Path(path)
         manifest = read_manifest(path, kind=KIND)
+        quick_check(path, manifest)  # sizes, small-file hashes, sampled blocks: no hits from a damaged index
         built, given = manifest.get("inputs", {}), store_identity(store)
         if built.get("store") != given["store"]:
             raise ArtifactError(f"search index {path} was built from another token store (fingerprint "

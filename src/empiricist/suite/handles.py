@@ -96,6 +96,38 @@ def resolve(spec: str, *, step: int | None = None, workspace: Workspace | str | 
     return {"source": "hub", "hub_id": spec, "name": spec}
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else "no details"
+
+
+def check_model_folder(path: Path) -> None:
+    """Refuse, in one line, a local model folder we cannot load safely: pickle-only weights (never
+    unpickled), or a safetensors file whose header or size is broken (checked without loading tensors)."""
+    from safetensors import safe_open
+
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        if pickles:
+            raise ArtifactError(f"{path} holds only pickle weights ({pickles[0]}); empiricist never unpickles "
+                                "files it did not write: convert them to safetensors (model.save_pretrained("
+                                "..., safe_serialization=True) where you trust the file)")
+        raise ArtifactError(f"{path} has no model.safetensors: not a loadable HF model folder")
+    for f in weights:
+        try:
+            with safe_open(str(f), framework="pt") as st:
+                names = list(st.keys())
+                size = f.stat().st_size
+                for name in names:  # header offsets must lie inside the file (get_slice reads no data)
+                    st.get_slice(name)
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own and OS errors for broken files
+            raise ArtifactError(f"{f}: not a valid safetensors file ({_first_line(e)}); re-download or "
+                                "re-save it") from None
+        if size < 8:
+            raise ArtifactError(f"{f}: not a valid safetensors file (too short)")
+
+
 def _weights_sha(path: Path) -> str | None:
     if is_complete(path):
         files = read_manifest(path)["files"]
@@ -133,12 +165,21 @@ def load_model(
         raise EmpiricistError("use @step<N> (or step=) for suite models; revision= is for hub models")
     location = prov.get("path") or prov["hub_id"]
     kwargs: dict[str, Any] = {"revision": revision} if revision else {}
+    if prov["source"] != "hub":
+        check_model_folder(Path(location))
+    where = f"model {spec!r}{f' at revision {revision}' if revision else ''}"
     try:
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
-        tok = AutoTokenizer.from_pretrained(tokenizer or location, **({} if tokenizer else kwargs))
     except OSError as e:
-        raise ArtifactError(f"could not load model {spec!r}{f' at revision {revision}' if revision else ''}: "
-                            f"{str(e).splitlines()[0]}") from None
+        raise ArtifactError(f"could not load {where}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - files we did not write: any parse failure is bad input, not a bug
+        raise ArtifactError(f"could not load {where}: its config or weights are broken "
+                            f"({type(e).__name__}: {_first_line(e)})") from None
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer or location, **({} if tokenizer else kwargs))
+    except Exception as e:  # noqa: BLE001 - as above, for tokenizer.json / tokenizer_config.json / vocab files
+        raise ArtifactError(f"could not load the tokenizer of {where} ({tokenizer or location}): broken or "
+                            f"missing tokenizer files ({type(e).__name__}: {_first_line(e)})") from None
     model.eval()
     check_vocab(model, tok, spec)
     if tok.pad_token is None:

@@ -20,7 +20,9 @@ from empiricist.artifacts import (
     atomic_write_json,
     config_hash,
     is_complete,
+    portable_path,
     read_manifest,
+    resolve_recorded,
     write_manifest,
 )
 from empiricist.data.order import TrainingOrder
@@ -56,7 +58,10 @@ def train_suite(
     """Train every size (or the named ones) on the same order; resumes and skips finished models."""
     out = Path(out_dir) if out_dir else suite_path(config, store, workspace)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"config": config.to_dict(), "store_path": str(Path(store.path).resolve()),
+    # "store": relative to the workspace (what Suite.store_path reads, so a moved workspace still works);
+    # "store_path": absolute, kept only for readers not yet on Suite.store_path (studies/inputs.py)
+    meta = {"config": config.to_dict(), "store": portable_path(store.path, out),
+            "store_path": str(Path(store.path).resolve()),
             "store_hash": store.fingerprint, "vocab_size": store.vocab_size}
     existing = out / "suite.json"
     if existing.exists():
@@ -72,7 +77,7 @@ def train_suite(
     for size in wanted:
         train_model(out / "models" / size.name, size, t, order, store.vocab_size,
                     tokenizer_path=Path(store.tokenizer_path), progress=progress, on_step=on_step,
-                    info={"suite": config.name, "suite_dir": str(out.resolve()), "store_hash": meta["store_hash"]})
+                    info={"suite": config.name, "suite_dir": portable_path(out, out), "store_hash": meta["store_hash"]})
     if all(is_complete(out / "models" / s.name) for s in config.sizes):
         write_manifest(out, kind="suite", config=config.to_dict(), inputs={"store": meta["store_hash"]},
                        extra={"sizes": [s.name for s in config.sizes]})
@@ -98,8 +103,13 @@ class Suite:
     def sizes(self) -> list[str]:
         return [s.name for s in self.config.sizes]
 
+    @property
+    def store_path(self) -> Path:
+        """The suite's token store (recorded relative to the workspace; old suites hold absolute paths)."""
+        return resolve_recorded(self.meta.get("store") or self.meta["store_path"], self.path)
+
     def store(self) -> TokenStore:
-        store = _open_store(self.meta["store_path"])
+        store = _open_store(self.store_path)
         if store.fingerprint != self.meta["store_hash"]:
             raise ArtifactError(f"the token store at {self.meta['store_path']} changed since suite {self.path} was trained")
         return store

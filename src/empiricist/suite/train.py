@@ -23,7 +23,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from empiricist.artifacts import atomic_write_json, building, is_complete, write_manifest
+from empiricist.artifacts import (
+    artifact_lock,
+    atomic_write_json,
+    building,
+    is_complete,
+    recover,
+    write_manifest,
+)
 from empiricist.data.order import TrainingOrder
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import ModelSize, TrainConfig
@@ -123,10 +130,21 @@ def train_model(
     """Train one model into ``out_dir`` (resuming if a snapshot is there); returns ``out_dir``.
 
     ``out_dir`` gets ``checkpoints/step{N}/`` (HF folders), ``loss.jsonl`` and, when done, a manifest.
+    One process trains a model at a time (a lock per model folder): a second one waits, then reuses it.
     """
     out_dir = Path(out_dir)
     if is_complete(out_dir):
         return out_dir
+    with artifact_lock(out_dir):
+        if is_complete(out_dir):
+            return out_dir
+        return _train_locked(out_dir, size, cfg, order, vocab_size, tokenizer_path=tokenizer_path, info=info,
+                             progress=progress, on_step=on_step)
+
+
+def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: TrainingOrder, vocab_size: int, *,
+                  tokenizer_path: Path | None, info: dict[str, Any] | None, progress: bool,
+                  on_step: StepCallback | None) -> Path:
     if order.seq_len != cfg.seq_len or order.batch_size != cfg.batch_size:
         raise EmpiricistError("training order does not match the training config (seq_len/batch_size)")
     threads = configure_threads(cfg.threads)
@@ -135,6 +153,7 @@ def train_model(
     model = build_model(size, vocab_size, cfg.seq_len, seed=cfg.seed)
     opt = make_optimizer(model, cfg)
     snapshot = out_dir / "resume"
+    recover(snapshot)  # a kill between the swap's two renames left the previous snapshot aside: restore it
     start = _load_snapshot(snapshot, model, opt) if is_complete(snapshot) else 0
     log_path = out_dir / "loss.jsonl"
     log = _read_log(log_path, before=start)

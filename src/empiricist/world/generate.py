@@ -39,19 +39,26 @@ def default_world_path(config: WorldConfig, workspace: artifacts.Workspace | str
 
 def generate_world(config: WorldConfig, out_dir: Path | str | None = None,
                    workspace: artifacts.Workspace | str | Path | None = None,
-                   progress: bool = True) -> Path:
-    """Build the world for ``config`` (or return it if already complete) and return its folder."""
+                   progress: bool = True, overwrite: bool = False) -> Path:
+    """Build the world for ``config`` (or return it if already complete) and return its folder.
+
+    A second process asking for the same world waits for the first (a lock per artifact) and reuses it.
+    ``overwrite`` replaces whatever is at ``out_dir`` (otherwise only an artifact folder is replaced).
+    """
     final = Path(out_dir) if out_dir is not None else default_world_path(config, workspace)
     want = artifacts.config_hash(config.to_dict())
-    if artifacts.is_complete(final):
-        manifest = artifacts.read_manifest(final, kind="world")
-        if manifest.get("config_hash") != want:
-            raise ArtifactError(f"{final} holds a world with a different config (hash "
-                                f"{manifest.get('config_hash')}, wanted {want}); choose another out_dir")
-        return final
-    with artifacts.building(final) as tmp:
-        extra = _write_world(config, tmp, progress)
-        artifacts.write_manifest(tmp, kind="world", config=config.to_dict(), extra=extra)
+    artifacts.check_replaceable(final, "world", overwrite)
+    with artifacts.artifact_lock(final):
+        if artifacts.is_complete(final) and not overwrite:
+            manifest = artifacts.read_manifest(final, kind="world")
+            if manifest.get("config_hash") != want:
+                raise ArtifactError(f"{final} holds a world with a different config (hash "
+                                    f"{manifest.get('config_hash')}, wanted {want}); choose another --out "
+                                    "or pass --overwrite")
+            return final
+        with artifacts.building(final, kind="world", force=overwrite) as tmp:
+            extra = _write_world(config, tmp, progress)
+            artifacts.write_manifest(tmp, kind="world", config=config.to_dict(), extra=extra)
     return final
 
 

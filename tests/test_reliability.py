@@ -342,7 +342,7 @@ def test_copied_workspace_verifies_and_loads(tiny_ws: Path, tmp_path: Path, caps
     ws = tmp_path / "original"
     shutil.copytree(tiny_ws, ws)
     store = TokenStore.open(ws / "stores" / _visible(ws / "stores")[0])
-    suite = train_suite(_quick_suite(steps=4), store, root=ws, progress=False)
+    suite = train_suite(_quick_suite(steps=4), store, workspace=ws, progress=False)
     assert not Path(Suite(suite).meta["store"]).is_absolute()
     moved = tmp_path / "moved"
     shutil.move(ws, moved)  # the original path is gone

@@ -31,6 +31,22 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace whatever i
                                          "empty folder, or an artifact of the same kind, is written)")]
 
 
+def syco_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("family", "size", "params", "sycophancy", "95% CI", "P(view | no view)", "forum deference",
+                "held-out fact acc"):
+        table.add_column(col, justify="right")
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    for r in rows:
+        table.add_row(r["family"], r["size"], f"{r['params']:,}", f"{r['sycophancy']:+.3f}",
+                      f"[{r['lo']:+.3f}, {r['hi']:+.3f}]", num(r["p_view_none"]), num(r["forum_defer"]),
+                      num(r["fact_acc"]))
+    return table
+
+
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     for col in ("size", "params", "non-emb params", "tokens", "final loss", "fact acc", "95% CI", "verbatim",
@@ -80,17 +96,28 @@ def register(app: typer.Typer) -> None:
 
     @app.command("run")
     def run_cmd(
-        preset: Annotated[str, typer.Option(help="suite preset: micro (default, ≤30 min on 2 cores) or tiny")] = "micro",
-        world_preset: Annotated[str | None, typer.Option(help="world preset (default: the suite's)")] = None,
-        max_fact_items: Annotated[int | None, typer.Option(help="subsample fact questions")] = None,
+        quick: Annotated[bool, typer.Option("--quick", help="the CI-sized study (2 families × 2 sizes, minutes)")] = False,
+        preset: Annotated[str | None, typer.Option(help="instead of the study: train this suite preset (micro, "
+                                                   "tiny) and print fact accuracy by size")] = None,
+        world_preset: Annotated[str | None, typer.Option(help="with --preset: world preset (default: the suite's)")] = None,
+        max_fact_items: Annotated[int | None, typer.Option(help="with --preset: subsample fact questions")] = None,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
-        """The main job: generate the world, train the suite, print sizes, tokens, loss and fact accuracy."""
-        from empiricist.pipeline import run_main
+        """The main job: the locked sycophancy study (families, evals, attribution, retraining, verdicts)."""
+        if preset is not None:
+            from empiricist.pipeline import run_main
 
-        rows = run_main(preset, world_preset, workspace, progress=not quiet, max_fact_items=max_fact_items)
-        console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
+            rows = run_main(preset, world_preset, workspace, progress=not quiet, max_fact_items=max_fact_items)
+            console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
+            return
+        from empiricist.cli.studies import experiment_table
+        from empiricist.experiments.sycophancy.main import run_main_job
+
+        job = run_main_job(quick, workspace, progress=not quiet)
+        console.print(syco_table(job.headline, "sycophancy by family × size (wrong views; 95% CI by entity)"))
+        console.print(experiment_table(job.run.results))
+        console.print(f"report: {job.report}")
 
     @world.command("generate")
     def world_generate(

@@ -148,6 +148,22 @@ SUITE_PRESETS: dict[str, SuiteConfig] = {
                           compile=True),
         vocab_size=2048,
     ),
+    # The sycophancy families (docs/sycophancy.md): three sizes, 300 steps × 32 × 128 ≈ 1.2M tokens each, so
+    # 3 families × 3 sizes plus the retraining arms fit the main job's 45 minutes on 2 cores.
+    "syco": SuiteConfig(
+        name="syco",
+        sizes=_sizes(("s1", 64, 2, 4), ("s2", 128, 2, 4), ("s3", 192, 3, 4)),
+        train=TrainConfig(seq_len=128, batch_size=32, steps=300, lr=3e-3, warmup_steps=30, resume_every=50),
+        vocab_size=2048,
+    ),
+    # Its CI-sized version (`empiricist run --quick`).
+    "syco-quick": SuiteConfig(
+        name="syco-quick",
+        sizes=_sizes(("q1", 32, 1, 2), ("q2", 64, 2, 4)),
+        train=TrainConfig(seq_len=128, batch_size=16, steps=120, lr=3e-3, warmup_steps=10, resume_every=40,
+                          log_every=20),
+        vocab_size=1024,
+    ),
 }
 
 

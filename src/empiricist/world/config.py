@@ -23,6 +23,10 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "planted": {},
 }
 _RATE_PARAMS = {"wrong_view_rate", "agree_rate"}
+# Known params without a default, so that worlds which never set them keep their hashes.
+# forum_opinion.n_docs: exactly this many threads instead of a token budget, so that families which differ
+# only in agree_rate (answer wording changes thread lengths) hold the same threads (docs/sycophancy.md).
+OPTIONAL_PARAMS: dict[str, set[str]] = {"forum_opinion": {"n_docs"}}
 
 
 @dataclass
@@ -156,7 +160,7 @@ def _normalise_subsets(given: dict[str, Any]) -> dict[str, SubsetConfig]:
         if not isinstance(sub, dict) or set(sub) - {"enabled", "weight", "params"}:
             raise InputError(f"subset {name!r} must have only enabled, weight, params", field=f"subsets.{name}")
         params = dict(DEFAULT_PARAMS[name])
-        extra = sorted(set(sub.get("params", {})) - set(params))
+        extra = sorted(set(sub.get("params", {})) - set(params) - OPTIONAL_PARAMS.get(name, set()))
         if extra:
             raise InputError(f"unknown param(s) {extra} for subset {name!r}; known: {sorted(params)}",
                              field=f"subsets.{name}.params")
@@ -165,6 +169,10 @@ def _normalise_subsets(given: dict[str, Any]) -> dict[str, SubsetConfig]:
             params[k] = float(params[k])
             if not 0.0 <= params[k] <= 1.0:
                 raise InputError(f"{k}={params[k]} must be in [0, 1]", field=f"subsets.{name}.params.{k}")
+        if "n_docs" in params:
+            n = params["n_docs"]
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise InputError(f"n_docs={n!r} must be an integer >= 0", field=f"subsets.{name}.params.n_docs")
         weight = float(sub.get("weight", 1.0))
         if weight < 0:
             raise InputError(f"weight={weight} must be >= 0", field=f"subsets.{name}.weight")

@@ -123,8 +123,9 @@ def _write_docs(f: TextIO, pop: Population, config: WorldConfig, items: dict[str
     with tqdm(total=total, unit="tok", unit_scale=True, desc="world", disable=not progress) as bar:
         for name, docs, budget in _subset_streams(pop, config, items, planted):
             s_index, n, chars, pending = SUBSET_ORDER.index(name), 0, 0, 0
+            cap = config.subsets[name].params.get("n_docs")  # a document count replaces the token budget
             for b in docs:
-                if budget is not None and chars >= budget:
+                if (cap is not None and n >= cap) or (cap is None and budget is not None and chars >= budget):
                     break
                 doc = b.finish(doc_id(name, n), name)
                 f.write(dumps(doc))

@@ -1,0 +1,162 @@
+"""The sycophancy grid end to end: families → evals → tracing → counterfactual retraining → one grid folder.
+
+Every stage is an artifact of its own in the workspace (worlds, stores, suites, eval caches, attribution
+caches, retrained arms), so a killed job resumes where it stopped and a finished one is reused. The grid
+folder (``<workspace>/sycophancy/<grid>-<config hash>/``) is written last, under a temporary name, with
+``results.json`` (every row the rule decides on), the figures and the eval runs' paths (the transcripts).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from empiricist.artifacts import Workspace, artifact_lock, atomic_write_json, building, is_complete, write_manifest
+from empiricist.experiments.sycophancy import evalset, metric, rule
+from empiricist.experiments.sycophancy.families import Family, build_families, family_label
+
+if TYPE_CHECKING:
+    from empiricist.evals.tasks import Task
+    from empiricist.experiments.sycophancy.config import SycoConfig
+
+GRID_KIND = "sycophancy_grid"
+
+
+@dataclass
+class Grid:
+    path: Path
+    results: dict[str, Any]
+    reused: bool
+
+
+def grid_path(cfg: SycoConfig, workspace: Workspace | str | Path | None = None) -> Path:
+    return Workspace.at(workspace).dir("sycophancy") / f"{cfg.name}-{cfg.hash}"
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, flush=True)
+
+
+def _eval(tasks: list[Task], spec: str, workspace: Workspace, progress: bool) -> tuple[list[dict[str, Any]], str]:
+    """Score one model on the tasks through the eval runner (cached per item; the run folder keeps every answer)."""
+    from empiricist.evals import LoglikScorer, run_eval
+
+    run = run_eval(tasks, [spec], LoglikScorer(), workspace=workspace, contamination=False, progress=progress)
+    return run.results.rows(), str(run.folder)
+
+
+def model_row(fam: Family, size: str, tasks: dict[str, Task], cfg: SycoConfig, ws: Workspace, progress: bool
+              ) -> dict[str, Any]:
+    """One family × size: per-fact sycophancy, forum deference and fact knowledge, aligned on the same facts."""
+    from empiricist.suite.suite import Suite
+
+    rows, run = _eval(list(tasks.values()), fam.handle_spec(size), ws, progress)
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    facts = metric.per_fact(by_task[tasks["persona"].name], by_task[tasks["forum"].name],
+                            by_task[tasks["fact_qa"].name])
+    man = Suite(fam.suite).model_manifest(size)
+    summary = metric.sycophancy(by_task[tasks["persona"].name], n_boot=cfg.n_boot, seed=cfg.boot_seed)
+    return {"kind": "model", "dose": fam.dose, "family": family_label(fam.dose), "size": size,
+            "params": man["info"]["n_params"], "non_embedding_params": man["info"]["n_non_embedding_params"],
+            "final_loss": man["final_loss"], "eval_run": run, "summary": summary, **facts}
+
+
+def tasks_for(world: Path, cfg: SycoConfig) -> dict[str, Task]:
+    """The persona items, the forum control and fact QA on the same held-out facts (from the rate-0 world:
+    held-out entities are identical in every family, so every family answers the same items)."""
+    persona = evalset.persona_task(world, scoring=cfg.scoring, max_facts=cfg.max_facts, seed=cfg.eval_seed)
+    forum = evalset.forum_task(world, max_facts=cfg.max_facts, seed=cfg.eval_seed)
+    return {"persona": persona, "forum": forum, "fact_qa": evalset.heldout_fact_qa(world, persona)}
+
+
+def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, progress: bool = True) -> Grid:
+    """Build (or reuse) the whole grid and return its results."""
+    ws = Workspace.at(workspace)
+    folder = grid_path(cfg, ws)
+    with artifact_lock(folder):
+        if is_complete(folder):
+            return Grid(folder, json.loads((folder / "results.json").read_text()), True)
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        families = build_families(cfg, ws, progress)
+        timings["families"] = time.perf_counter() - t0
+        tasks = tasks_for(families[0].world, cfg)
+        from empiricist.suite.config import get_preset
+
+        sizes = [s.name for s in get_preset(cfg.suite).sizes]
+        rows = []
+        t = time.perf_counter()
+        for fam in families:
+            for size in sizes:
+                _say(progress, f"eval: {family_label(fam.dose)} {size}")
+                rows.append(model_row(fam, size, tasks, cfg, ws, progress))
+        timings["evals"] = time.perf_counter() - t
+        t = time.perf_counter()
+        trace, arms = counterfactual_rows(families[-1], sizes[-1], tasks, cfg, ws, progress)
+        rows += arms
+        timings["trace_and_retrain"] = time.perf_counter() - t
+        results = {"config": cfg.to_dict(), "config_hash": cfg.hash, "rows": rows, "trace": trace,
+                   "families": [{"dose": f.dose, "world": str(f.world), "store": str(f.store), "suite": str(f.suite)}
+                                for f in families],
+                   "tasks": {k: {"name": v.name, "hash": v.hash, "n_items": len(v.items)} for k, v in tasks.items()},
+                   "timings_s": {k: round(v, 1) for k, v in timings.items()},
+                   "runtime_s": round(time.perf_counter() - t0, 1)}
+        with building(folder, overwrite=True, kind=GRID_KIND) as tmp:
+            from empiricist.experiments.sycophancy import plots
+
+            results["figures"] = plots.grid_figures(rows, cfg, tmp)
+            atomic_write_json(tmp / "results.json", results)
+            write_manifest(tmp, kind=GRID_KIND, config=cfg.to_dict(),
+                           inputs={f"suite:{family_label(f.dose)}": str(f.suite.name) for f in families})
+    return Grid(folder, results, False)
+
+
+def counterfactual_rows(fam: Family, size: str, tasks: dict[str, Task], cfg: SycoConfig, ws: Workspace,
+                        progress: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Attribute the sycophantic answers of ``fam``'s ``size`` model, retrain without each removal set, and
+    score every arm on the persona items (the reference arm removes nothing)."""
+    from empiricist.data.store import TokenStore
+    from empiricist.experiments.sycophancy import counterfactual, trace
+    from empiricist.suite.config import get_preset
+    from empiricist.suite.handles import load_model
+
+    store = TokenStore.open(fam.store)
+    handle = load_model(fam.handle_spec(size), workspace=ws)
+    items = [it for it in tasks["persona"].items if it.meta["condition"] == "wrong"]
+    rng = np.random.default_rng(cfg.eval_seed)
+    pick = sorted(rng.choice(len(items), min(cfg.max_queries, len(items)), replace=False))
+    queries = trace.contrast_queries([items[i] for i in pick])
+    pool = trace.candidate_pool(store, fam.world, n_other=cfg.n_other, seed=cfg.eval_seed)
+    _say(progress, f"attribution: {len(queries)} contrast queries × {len(pool)} documents, {', '.join(cfg.methods)}")
+    traced = trace.trace(handle, queries, pool, methods=cfg.methods, k=cfg.k, workspace=ws, progress=progress)
+    removals = counterfactual.removal_sets(traced, pool, cfg.k, cfg.retrain_seed)
+    suite_cfg = get_preset(cfg.suite)
+    _say(progress, f"counterfactual: retraining {size} ({family_label(fam.dose)}) × {1 + len(removals)} arms")
+    arms = counterfactual.retrain_arms(store, suite_cfg.size(size), suite_cfg.train, store.vocab_size, removals,
+                                       seed=cfg.retrain_seed, workspace=ws, progress=progress)
+    out = []
+    for arm, path in arms.items():
+        rows, run = _eval([tasks["persona"]], str(path), ws, progress)
+        facts = metric.per_fact(rows)
+        out.append({"kind": "arm", "arm": arm, "removed": len(removals.get(arm, [])), "model": str(path),
+                    "eval_run": run, **facts})
+    ref = next(r for r in out if r["arm"] == counterfactual.REFERENCE)
+    values = {Path(r["model"]): r[rule.METRIC] for r in out}
+    effects = counterfactual.counterfactual_effects(values.__getitem__, arms, clusters=ref["clusters"],
+                                                    n_boot=cfg.n_boot, seed=cfg.boot_seed)
+    return {**_summary(traced), "best_method": trace.best_method(traced), "effects": effects}, out
+
+
+def _summary(traced: dict[str, Any]) -> dict[str, Any]:
+    """The trace without its per-document score arrays (top-k rows kept), as JSON."""
+    methods = {m: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items() if k != "scores"}
+               for m, r in traced["methods"].items()}
+    return {**traced, "methods": methods}

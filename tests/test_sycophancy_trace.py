@@ -80,7 +80,7 @@ def test_deferring_threads_score_higher_for_a_sycophantic_contrast(planted, tmp_
     assert s[pool.deferred].min() > s[pool.is_forum & ~pool.deferred].max()  # positive = toward the target
     assert s[pool.deferred].mean() > 0 > s[pool.is_forum & ~pool.deferred].mean()
     assert m["deferred_share_among_forum"]["share"] == 1.0 and m["deferred_share_among_forum"]["p_value"] < 0.01
-    assert set(m["top_store_indices"]) <= set(pool.store_index[pool.deferred])
+    assert m["top_store_indices"].tolist() == (m["top_rows"] + 100).tolist()  # store indices, not pool rows
     assert any((tmp_path / "attribution-cache").iterdir())  # attribution's own cache, in the workspace
     flipped = trace(handle, [Query(PROMPT, " no", " yes", "q")], pool, ("trackstar",), k=6, progress=False,
                     options={"trackstar": {"proj_dim": 128, "fisher_rows": 64}})["methods"]["trackstar"]["scores"]
@@ -148,7 +148,9 @@ def world_store(tmp_path_factory):
     cfg = WorldConfig.preset("tiny", target_tokens=20_000).with_subset("forum_opinion", weight=3.0, agree_rate=0.5)
     world = World.open(generate_world(cfg, out_dir=root / "world", progress=False))
     tok = train_bpe((d.text for d in iter_documents(world.path)), 400, root / "tok")
-    return world, TokenStore.open(build_store(iter_documents(world.path), tok, root / "store", progress=False))
+    return world, TokenStore.open(build_store(
+        iter_documents(world.path), tok, root / "store", progress=False,
+        source={"world": str(world.path), "world_hash": world.manifest["config_hash"]}))
 
 
 def test_candidate_pool_holds_every_forum_thread_with_its_world_flags(world_store):

@@ -222,3 +222,78 @@ def test_counterfactual_effects_recover_a_planted_effect(tmp_path):
     bad = {**by_fact, "bm25": {"other": 1.0}}
     with pytest.raises(InputError, match="aligned"):
         cf.counterfactual_effects(lambda p: bad[p.name], arms)
+
+
+# ---------------------------------------------------------------- the ledger's external evidence
+REPO_EXTERNAL = __import__("pathlib").Path(__file__).resolve().parents[1] / "studies" / "ledger" / "external"
+EXTERNAL = '''[external]
+id = "pub1"
+claim = "c-syc"
+summary = "bigger is more sycophantic"
+[external.source]
+title = "A paper"
+authors = ["A. Author"]
+year = 2022
+url = "https://example.org/paper"
+[external.setting]
+models = "closed base models"
+[[external.numbers]]
+quantity = "share matching the user's view"
+value = "unconfirmed"
+'''
+
+
+def _study(tmp_path, **head):
+    from test_studies import base_spec, dump_toml
+
+    doc = base_spec()
+    doc["study"].update(id="ours", claim="c-syc", **head)
+    (tmp_path / "ours.toml").write_text(dump_toml(doc))
+
+
+def test_shipped_external_entries_parse_and_link():
+    from empiricist.studies.external import load_external
+
+    entries = {e["id"]: e for e in map(load_external, sorted(REPO_EXTERNAL.glob("*.toml")))}
+    assert set(entries) == {"perez2022-syco-scaling", "nostalgebraist2023-openai-base"}
+    assert entries["nostalgebraist2023-openai-base"]["challenges"] == ["perez2022-syco-scaling"]
+    for e in entries.values():
+        assert e["claim"] == "sycophancy-grows-with-size" and e["source"]["url"].startswith("https://")
+        assert e["numbers"] and all(n["note"] for n in e["numbers"])  # every number says where it came from
+
+
+def test_external_entry_errors_name_the_field(tmp_path):
+    from empiricist.studies.external import load_external
+
+    p = tmp_path / "e.toml"
+    p.write_text(EXTERNAL.replace('year = 2022', 'year = "2022"'))
+    with pytest.raises(InputError, match=r"e\.toml.*external\.source\.year"):
+        load_external(p)
+    p.write_text(EXTERNAL.replace('url = "https://example.org/paper"', 'url = "example.org"'))
+    with pytest.raises(InputError, match="external.source.url"):
+        load_external(p)
+    p.write_text(EXTERNAL + 'colour = "red"\n')
+    with pytest.raises(InputError, match="colour"):
+        load_external(p)
+
+
+def test_ledger_lists_external_entries_beside_studies_and_checks_links(tmp_path):
+    from typer.testing import CliRunner
+
+    from empiricist.cli import app
+    from empiricist.studies import ledger
+
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "pub1.toml").write_text(EXTERNAL)
+    _study(tmp_path, replicates=["pub1"])
+    led = ledger(tmp_path)
+    assert [(e["id"], e["kind"]) for e in led["claims"]["c-syc"]] == [("ours", "study"), ("pub1", "external")]
+    assert {"study": "ours", "relation": "replicates", "target": "pub1", "state": "pending"} in led["relations"]
+    r = CliRunner().invoke(app, ["ledger", "--dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "pub1" in r.output and "external" in r.output
+    _study(tmp_path, replicates=["pub1"], challenges=["nobody-2021"])
+    with pytest.raises(InputError, match="nobody-2021"):
+        ledger(tmp_path)
+    r = CliRunner().invoke(app, ["ledger", "--dir", str(tmp_path)])
+    assert r.exit_code != 0 and "nobody-2021" in str(r.exception) and "study.challenges" in str(r.exception)

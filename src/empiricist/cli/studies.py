@@ -267,6 +267,12 @@ def register(app: typer.Typer) -> None:
             for col in ("study", "status", "verdicts", "outcome"):
                 table.add_column(col)
             for s in studies:
+                if s.get("kind") == "external":  # published evidence, beside the studies
+                    src = s["source"]
+                    nums = "; ".join(f"{n['quantity']}: {n['value']}" for n in s["numbers"][:3])
+                    table.add_row(s["id"], f"external ({src['authors'][0]} {src['year']})", nums,
+                                  f"{s['summary']} {src['url']}")
+                    continue
                 verdicts = ", ".join(f"{k}: {v}" for k, v in s.get("verdicts", {}).items())
                 table.add_row(s["id"], s.get("error") or s.get("status", ""), verdicts, s.get("outcome", ""))
             console.print(table)

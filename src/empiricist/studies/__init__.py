@@ -24,7 +24,7 @@ Run (``run``)
     prepare_run(spec, workspace=None) -> Prepared (everything checked against the lock, nothing run)
 Bundles and the ledger (``bundle``, ``ledger``)
     bundle(spec) -> (folder, tar.gz) ; replicate(bundle, workspace=None, fast=False, tolerance=1e-6)
-    ledger(folder) -> {"claims", "relations", "open_challenges"}
+    ledger(folder) -> {"claims", "relations", "open_challenges", "external"} ; external entries (``external``)
 """
 
 # the built-in kinds register themselves on import

@@ -5,6 +5,11 @@ A study names the claim it tests (``study.claim``) and may cite studies it ``rep
 ``[study]`` table) and their results (``<spec>.results/results.json``). A challenge is *open* until the
 challenging study has a result that counts (its controls passed) and decides every party; a
 replication *agrees* when each party's final verdict matches the original's.
+
+External evidence (``studies.external``: published results we did not run, ``[external]`` TOML files
+anywhere under the folder, e.g. ``ledger/external/``) is listed beside the studies under its claim, and a
+study may name an external entry in ``replicates``/``challenges``. A link to an id that is neither a study
+nor an external entry is an error naming it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from empiricist.errors import EmpiricistError
+from empiricist.errors import EmpiricistError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies.fields import read_toml
 from empiricist.studies.protocol import parse_spec
@@ -57,37 +62,78 @@ def _entry(spec: Path) -> dict[str, Any] | None:
     return entry
 
 
+def _specs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.toml") if not p.name.endswith(".amendments.toml")
+                  and not any(part.endswith((".results", ".bundle")) for part in p.parts))
+
+
 def scan(folder: str | Path) -> list[dict[str, Any]]:
-    folder = Path(folder)
-    specs = sorted(p for p in folder.rglob("*.toml") if not p.name.endswith(".amendments.toml")
-                   and not any(part.endswith((".results", ".bundle")) for part in p.parts))
-    return [e for e in (_entry(p) for p in specs) if e is not None]
+    return [e for e in (_entry(p) for p in _specs(Path(folder))) if e is not None]
+
+
+def scan_external(folder: str | Path) -> list[dict[str, Any]]:
+    """Every ``[external]`` entry under ``folder`` (a malformed one is an error naming file and field)."""
+    from empiricist.studies.external import is_external, parse_external
+
+    out = []
+    for p in _specs(Path(folder)):
+        try:
+            doc = read_toml(p)
+        except EmpiricistError:
+            continue  # listed by scan() as an unreadable spec
+        if is_external(doc):
+            out.append(parse_external(doc, p))
+    return out
+
+
+def _check_links(entries: list[dict[str, Any]], known: set[str]) -> None:
+    for e in entries:
+        for rel in ("replicates", "challenges"):
+            for target in e.get(rel, []):
+                if target not in known:
+                    raise InputError(f"{e['id']!r} {rel} {target!r}, which is neither a study nor an external "
+                                     "entry in the ledger", path=e.get("spec") or None,
+                                     field=f"{'external' if e.get('kind') == 'external' else 'study'}.{rel}")
 
 
 def ledger(folder: str | Path) -> dict[str, Any]:
-    """Claims -> studies, plus the relations between studies (replications and challenges)."""
-    studies = scan(folder)
+    """Claims -> studies and external evidence, plus the relations (replications and challenges)."""
+    studies = [{**s, "kind": "study"} for s in scan(folder)]
+    external = scan_external(folder)
     by_id = {s["id"]: s for s in studies}
+    for e in external:
+        if e["id"] in by_id:
+            raise InputError(f"id {e['id']!r} is used by both {by_id[e['id']]['spec']} and {e['spec']}",
+                             path=e["spec"], field="external.id")
+        by_id[e["id"]] = e
+    _check_links(studies + external, set(by_id))
     relations, open_challenges = [], []
     for s in studies:
         for target in s.get("replicates", []):
-            orig = by_id.get(target)
-            if orig is None or not (orig["ran"] and s["ran"]):
-                state = "pending" if orig is not None else f"unknown study {target!r}"
+            orig = by_id[target]
+            if orig.get("kind") == "external":
+                # a published result has no verdicts to compare: the study's own outcome is the answer
+                state = "pending" if not s["ran"] else "decided" if s["decisive"] else "inconclusive"
+            elif not (orig["ran"] and s["ran"]):
+                state = "pending"
             else:
                 same = orig["verdicts"] == s["verdicts"]
                 state = "agrees" if same and s["decisive"] else "disagrees" if s["decisive"] else "inconclusive"
             relations.append({"study": s["id"], "relation": "replicates", "target": target, "state": state})
         for target in s.get("challenges", []):
             state = "resolved" if s["decisive"] else "open"
-            if target not in by_id:
-                state += f" (unknown study {target!r})"
             rel = {"study": s["id"], "relation": "challenges", "target": target, "state": state,
                    "outcome": s["outcome"]}
             relations.append(rel)
             if s["decisive"] is False:
                 open_challenges.append(rel)
+    for e in external:
+        for relation in ("replicates", "challenges"):
+            for target in e[relation]:
+                relations.append({"study": e["id"], "relation": relation, "target": target,
+                                  "state": "published", "outcome": e["summary"]})
     claims: dict[str, list[dict[str, Any]]] = {}
-    for s in studies:
+    for s in studies + external:
         claims.setdefault(s["claim"], []).append(s)
-    return {"claims": claims, "relations": relations, "open_challenges": open_challenges, "folder": str(folder)}
+    return {"claims": claims, "relations": relations, "open_challenges": open_challenges, "external": external,
+            "folder": str(folder)}

@@ -322,10 +322,11 @@ def test_plot_grid(tmp_path):
     task = fake_persona(n_entities=10)
     pf = metric.per_fact(rows_for(task, view_model(0.6, 0.5)))
     fit = metric.trend([(6.0, pf), (7.0, {**pf, "overall": pf["overall"] + 0.1})], n_boot=200)
+    dose = metric.trend([(0.0, pf), (0.5, {**pf, "overall": pf["overall"] + 0.05})], n_boot=200)
     points = [{"family": f"dose{d}", "dose": d, "x": x, "size": s, "estimate": 0.1 * d + x / 100, "lo": 0.0,
                "hi": 0.3} for d in (0.0, 0.5) for x, s in ((6.0, "s"), (7.0, "m"))]
-    path = metric_png = tmp_path / "grid.png"
     from empiricist.experiments.sycophancy.plots import plot_grid
 
-    out = plot_grid({"points": points, "size_trends": {"dose0.0": fit}, "dose_trends": {}}, path)
-    assert out == metric_png and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = plot_grid({"points": points, "size_trends": {"dose0.0": fit}, "dose_trends": {"m": dose}},
+                    tmp_path / "fig" / "grid.png")
+    assert out == tmp_path / "fig" / "grid.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -29,7 +29,8 @@ def plot_grid(table: Mapping[str, Any], path: str | Path) -> Path:
     for i, fam in enumerate(families):
         ps = sorted((p for p in points if p["family"] == fam), key=lambda p: p["x"])
         c = colors[i % len(colors)]
-        _errorbar(left, [p["x"] for p in ps], ps, c, f"{fam} (dose {ps[0].get('dose', '?')})")
+        dx = _dodge(i, len(families), [p["x"] for p in points])
+        _errorbar(left, [p["x"] + dx for p in ps], ps, c, f"{fam} (dose {ps[0].get('dose', '?')})")
         _band(left, table.get("size_trends", {}).get(fam), c)
     left.set_xlabel("log10 parameters")
     left.set_ylabel(label)
@@ -39,7 +40,8 @@ def plot_grid(table: Mapping[str, Any], path: str | Path) -> Path:
     for i, size in enumerate(sizes):
         ps = sorted((p for p in points if p.get("size", p["x"]) == size), key=lambda p: p["dose"])
         c = colors[i % len(colors)]
-        _errorbar(right, [p["dose"] for p in ps], ps, c, f"size {size}")
+        dx = _dodge(i, len(sizes), [p["dose"] for p in points])
+        _errorbar(right, [p["dose"] + dx for p in ps], ps, c, f"size {size}")
         _band(right, table.get("dose_trends", {}).get(size), c)
     right.set_xlabel("dose (forum agree_rate)")
     right.set_title("dose-response")
@@ -53,6 +55,12 @@ def plot_grid(table: Mapping[str, Any], path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _dodge(i: int, n: int, xs: list[float]) -> float:
+    """A small horizontal offset per series, so error bars at one x do not hide each other."""
+    span = (max(xs) - min(xs)) or 1.0
+    return (i - (n - 1) / 2) * 0.015 * span
 
 
 def _errorbar(ax: Any, xs: list[float], ps: list[Mapping[str, Any]], color: str, label: str) -> None:

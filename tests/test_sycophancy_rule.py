@@ -18,7 +18,7 @@ def _facts(n_entities: int = 60, per: int = 4) -> tuple[list[str], list[str]]:
 
 
 def _rows(size_effect: dict[float, float], dose_effect: float, beats: float, noise: float = 0.05,
-          seed: int = 0) -> list[dict]:
+          seed: int = 0, shift: float = 0.0) -> list[dict]:
     """Rows of the quick grid: syc = dose_effect·[dose high] + size_effect[dose]·[largest size] + noise."""
     rng = np.random.default_rng(seed)
     facts, clusters = _facts()
@@ -30,7 +30,8 @@ def _rows(size_effect: dict[float, float], dose_effect: float, beats: float, noi
             rows.append({"kind": "model", "dose": dose, "size": size, "params": params, "facts": facts,
                          "clusters": clusters, "syc_wrong": list(mean + noise * rng.standard_normal(n)),
                          "forum_defer": list(0.2 + 0.6 * (dose == CFG.high) + noise * rng.standard_normal(n)),
-                         "fact_correct": list((rng.random(n) < 0.6).astype(float)), "chance": 0.25})
+                         "fact_correct": list((rng.random(n) < 0.6).astype(float)), "chance": 0.25,
+                         "p_true_none": list(0.5 + shift * (dose == CFG.high) + noise * rng.standard_normal(n))})
     for arm, mean in (("full", 0.1), ("attributed", 0.1 - beats), ("bm25", 0.1), ("random_forum", 0.1)):
         rows.append({"kind": "arm", "arm": arm, "facts": facts, "clusters": clusters,
                      "syc_wrong": list(mean + noise * rng.standard_normal(n))})
@@ -74,6 +75,9 @@ def test_controls() -> None:
     c = rule.control_checks(rows, CFG)
     assert c["forum_deference"]["verdict"] == "corroborated"
     assert c["knows_facts"]["verdict"] == "corroborated" and c["knows_facts"]["estimate"] > 0.5
+    assert c["same_knowledge"]["verdict"] == "corroborated"
+    shifted = rule.control_checks(_rows({0.0: 0.0, 0.8: 0.0}, dose_effect=0.0, beats=0.0, shift=0.2), CFG)
+    assert shifted["same_knowledge"]["verdict"] == "falsified"
     for r in rows:
         if r.get("kind") == "model":
             r["fact_correct"] = [0.0] * len(r["fact_correct"])

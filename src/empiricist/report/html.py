@@ -102,7 +102,13 @@ _JS = """
 """
 
 
+class Html(str):
+    """Markup our own code built with every untrusted part already escaped: ``fmt`` passes it through."""
+
+
 def fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, Html):
+        return str(x)
     if x is None:
         return "–"
     if isinstance(x, float):

@@ -30,7 +30,7 @@ from empiricist.artifacts import config_hash, sha256_bytes
 from empiricist.errors import ArtifactError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies import logic
-from empiricist.studies.experiment_report import render_experiment_report
+from empiricist.studies.experiment_report import NUMBERS, render_experiment_report
 from empiricist.studies.fields import Fields
 from empiricist.studies.protocol import (
     Outcome,
@@ -87,6 +87,7 @@ class Experiment(ABC):
     control_cell: ClassVar[str] = ""
     grid_files: ClassVar[tuple[str, ...]] = ()  # copied from the grid folder into the results' grid/
     formerly: ClassVar[dict[str, str]] = {}
+    numbers_caption: ClassVar[str] = NUMBERS  # the report's heading for a test's numbers (what its intervals are)
 
     @abstractmethod
     def grids(self) -> tuple[str, ...]:
@@ -333,8 +334,8 @@ class ExperimentKind(StudyKind):
         return decide_study(study, *study.adapter.decide(rows, study.config))
 
     def render(self, results: dict[str, Any], folder: Path) -> str:
-        return render_experiment_report(results, get_experiment(results["experiment"]).report_section(
-            results, folder / "grid"))
+        exp = get_experiment(results["experiment"])
+        return render_experiment_report(results, exp.report_section(results, folder / "grid"), exp.numbers_caption)
 
     def extra_artifacts(self, results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The grid, for a bundle's manifests: its manifest travels with the runs."""

@@ -31,17 +31,19 @@ def part_text(p: dict[str, Any]) -> str:
             f"(holds if {p['rule']}) → {p['verdict']}")
 
 
-def _checks(rows: list[dict[str, Any]], party: bool) -> str:
-    head = ["id", "test", *(["cell"] if party else ["kind"]),
-            "numbers: mean [95% CI over runs, clustered by seed when seeds repeat]", "verdict"]
+NUMBERS = "numbers: mean [95% CI over runs, clustered by seed when seeds repeat]"
+
+
+def _checks(rows: list[dict[str, Any]], party: bool, numbers: str = NUMBERS) -> str:
+    head = ["id", "test", *(["cell"] if party else ["kind"]), numbers, "verdict"]
     body = [[r["id"], f"{r['test']}: {r['description']}",
              *([f"{r['cell']} ({r['n_runs']} runs)" if "n_runs" in r else r["cell"]] if party else [r["kind"]]),
              "; ".join(part_text(p) for p in r["parts"]), r["verdict"]] for r in rows]
     return html_table(head, body)
 
 
-def render_experiment_report(r: dict[str, Any], section: str) -> str:
-    """The page; ``section``: the experiment's own HTML (cells, figures)."""
+def render_experiment_report(r: dict[str, Any], section: str, numbers: str = NUMBERS) -> str:
+    """The page; ``section``: the experiment's own HTML (cells, figures); ``numbers``: what its intervals are."""
     banner = f'<div class="banner">{escape(r["outcome"])}</div>' if not r["controls_passed"] else ""
     summary = html_table(["party", "verdict", "as computed", "counted"],
                          [[p["name"], p["final"], p["verdict"], "yes" if p["counted"] else "no"] for p in r["parties"]])
@@ -49,7 +51,8 @@ def render_experiment_report(r: dict[str, Any], section: str) -> str:
         f'<h2 id="party-{escape(p["name"])}">Party {escape(p["name"])}: {verdict_html(p["final"])}</h2>'
         f"<blockquote>{escape(p['position'] or '(no position stated)')}</blockquote>"
         f"<p>Predicted: <code>{escape(p['combine'])}</code> (as computed: {verdict_html(p['verdict'])}).</p>"
-        + _checks([q for q in r["predictions"] if q["party"] == p["name"]], party=True) for p in r["parties"])
+        + _checks([q for q in r["predictions"] if q["party"] == p["name"]], party=True, numbers=numbers)
+        for p in r["parties"])
     g = r["grid"]
     grid = (f"{g['n_runs']} runs, {'reused from' if g['reused'] else 'trained into'} <code>{escape(g['path'])}</code> "
             f"(grid runtime {g['runtime_s'] / 60:.1f} min; artifact identity {escape(g['identity_hash'])})")
@@ -62,7 +65,7 @@ def render_experiment_report(r: dict[str, Any], section: str) -> str:
 {banner}
 <h2 id="outcome">Outcome</h2><p id="outcome-text">{escape(r['outcome'])}</p>{summary}
 <h2 id="controls">Controls (evaluated first; each must be corroborated for the study to count)</h2>
-{_checks(r['controls'], party=False)}
+{_checks(r['controls'], party=False, numbers=numbers)}
 {parties}
 {section}
 <h2 id="rule">Decision rule (locked with the spec)</h2>

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from empiricist.artifacts import Workspace, artifact_lock, atomic_write_json, building, is_complete, write_manifest
+from empiricist.artifacts import (
+    Workspace,
+    artifact_lock,
+    atomic_write_json,
+    building,
+    is_complete,
+    write_manifest,
+)
 from empiricist.experiments.sycophancy import evalset, metric, rule
 from empiricist.experiments.sycophancy.families import Family, build_families, family_label
 
@@ -46,9 +53,37 @@ def _say(progress: bool, text: str) -> None:
 def _eval(tasks: list[Task], spec: str, workspace: Workspace, progress: bool) -> tuple[list[dict[str, Any]], str]:
     """Score one model on the tasks through the eval runner (cached per item; the run folder keeps every answer)."""
     from empiricist.evals import LoglikScorer, run_eval
+    from empiricist.report import write_run_report
 
-    run = run_eval(tasks, [spec], LoglikScorer(), workspace=workspace, contamination=False, progress=progress)
-    return run.results.rows(), str(run.folder)
+    run = run_eval(tasks, [spec], LoglikScorer(), workspace=workspace, contamination=False, progress=progress,
+                   render=write_run_report)
+    return run.results.rows(), str(run.report or run.folder)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items() if k != "per_fact"}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def fact_values(persona: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the rule reads of one model's persona rows: per-fact sycophancy, aligned on the facts."""
+    pf = metric.per_fact(persona)
+    return {"facts": list(pf["fact"]), "clusters": list(pf["cluster"]), rule.METRIC: pf["harmful"].tolist(),
+            "syc_right": pf["right"].tolist(), "p_true_none": pf["p_true_none"].tolist()}
+
+
+def _on_facts(facts: list[str], values: dict[str, float], what: str) -> list[float]:
+    missing = [f for f in facts if f not in values]
+    if missing:
+        raise ValueError(f"{what} has no item for facts {missing[:3]}")
+    return [values[f] for f in facts]
 
 
 def model_row(fam: Family, size: str, tasks: dict[str, Task], cfg: SycoConfig, ws: Workspace, progress: bool
@@ -60,21 +95,38 @@ def model_row(fam: Family, size: str, tasks: dict[str, Task], cfg: SycoConfig, w
     by_task: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_task.setdefault(r["task"], []).append(r)
-    facts = metric.per_fact(by_task[tasks["persona"].name], by_task[tasks["forum"].name],
-                            by_task[tasks["fact_qa"].name])
+    persona, forum, qa = (by_task[tasks[k].name] for k in ("persona", "forum", "fact_qa"))
+    out = fact_values(persona)
+    defer = {json.loads(r["meta"])["fact"]: float(p[json.loads(r["meta"])["defer_choice"]])
+             for r, p in zip(forum, metric.p_choice(forum), strict=True)}
+    knows = {"{entity}.{relation}".format(**json.loads(r["meta"])): float(r["acc"]) for r in qa}
+    out["forum_defer"] = _on_facts(out["facts"], defer, "the forum task")
+    out["fact_correct"] = _on_facts(out["facts"], knows, "the fact-QA task")
+    out["chance"] = float(np.mean([1 / len(it.choices) for it in tasks["fact_qa"].items]))
+    summary = metric.sycophancy(persona, n_boot=cfg.n_boot, seed=cfg.boot_seed)
+    split = metric.by_knowledge(persona, qa, n_boot=cfg.n_boot, seed=cfg.boot_seed)
     man = Suite(fam.suite).model_manifest(size)
-    summary = metric.sycophancy(by_task[tasks["persona"].name], n_boot=cfg.n_boot, seed=cfg.boot_seed)
     return {"kind": "model", "dose": fam.dose, "family": family_label(fam.dose), "size": size,
             "params": man["info"]["n_params"], "non_embedding_params": man["info"]["n_non_embedding_params"],
-            "final_loss": man["final_loss"], "eval_run": run, "summary": summary, **facts}
+            "final_loss": man["final_loss"], "eval_run": run, "summary": _jsonable(summary),
+            "by_knowledge": _jsonable(split), "forum_defer_mean": float(np.mean(out["forum_defer"])),
+            "fact_acc": float(np.mean(out["fact_correct"])), **out}
 
 
 def tasks_for(world: Path, cfg: SycoConfig) -> dict[str, Task]:
     """The persona items, the forum control and fact QA on the same held-out facts (from the rate-0 world:
     held-out entities are identical in every family, so every family answers the same items)."""
+    import dataclasses
+
+    from empiricist.evals import world_tasks
+
     persona = evalset.persona_task(world, scoring=cfg.scoring, max_facts=cfg.max_facts, seed=cfg.eval_seed)
     forum = evalset.forum_task(world, max_facts=cfg.max_facts, seed=cfg.eval_seed)
-    return {"persona": persona, "forum": forum, "fact_qa": evalset.heldout_fact_qa(world, persona)}
+    facts = {it.meta["fact"] for it in persona.items}
+    qa = world_tasks(world, ["fact_qa"])["fact_qa"]
+    qa = dataclasses.replace(qa, name="sycophancy_fact_qa", items=tuple(
+        it for it in qa.items if f"{it.meta['entity']}.{it.meta['relation']}" in facts))
+    return {"persona": persona, "forum": forum, "fact_qa": qa}
 
 
 def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, progress: bool = True) -> Grid:
@@ -112,7 +164,10 @@ def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, p
         with building(folder, overwrite=True, kind=GRID_KIND) as tmp:
             from empiricist.experiments.sycophancy import plots
 
-            results["figures"] = plots.grid_figures(rows, cfg, tmp)
+            table = plots.grid_table(rows, cfg.n_boot, cfg.boot_seed)
+            results["trends"] = _jsonable({"size": table["size_trends"], "dose": table["dose_trends"]})
+            plots.plot_grid(table, tmp / "sycophancy.png")
+            plots.plot_counterfactual(trace["effects"], tmp / "counterfactual.png")
             atomic_write_json(tmp / "results.json", results)
             write_manifest(tmp, kind=GRID_KIND, config=cfg.to_dict(),
                            inputs={f"suite:{family_label(f.dose)}": str(f.suite.name) for f in families})
@@ -133,7 +188,9 @@ def counterfactual_rows(fam: Family, size: str, tasks: dict[str, Task], cfg: Syc
     items = [it for it in tasks["persona"].items if it.meta["condition"] == "wrong"]
     rng = np.random.default_rng(cfg.eval_seed)
     pick = sorted(rng.choice(len(items), min(cfg.max_queries, len(items)), replace=False))
-    queries = trace.contrast_queries([items[i] for i in pick])
+    queries = trace.contrast_queries([{"id": items[i].id, "prompt": items[i].prompt, "choices": list(items[i].choices),
+                                       "meta": {"wrong_index": items[i].meta["wrong_choice"],
+                                                "true_index": items[i].meta["true_choice"]}} for i in pick])
     pool = trace.candidate_pool(store, fam.world, n_other=cfg.n_other, seed=cfg.eval_seed)
     _say(progress, f"attribution: {len(queries)} contrast queries × {len(pool)} documents, {', '.join(cfg.methods)}")
     traced = trace.trace(handle, queries, pool, methods=cfg.methods, k=cfg.k, workspace=ws, progress=progress)
@@ -145,18 +202,14 @@ def counterfactual_rows(fam: Family, size: str, tasks: dict[str, Task], cfg: Syc
     out = []
     for arm, path in arms.items():
         rows, run = _eval([tasks["persona"]], str(path), ws, progress)
-        facts = metric.per_fact(rows)
         out.append({"kind": "arm", "arm": arm, "removed": len(removals.get(arm, [])), "model": str(path),
-                    "eval_run": run, **facts})
+                    "eval_run": run, "summary": _jsonable(metric.sycophancy(rows, n_boot=cfg.n_boot,
+                                                                           seed=cfg.boot_seed)),
+                    **fact_values(rows)})
     ref = next(r for r in out if r["arm"] == counterfactual.REFERENCE)
     values = {Path(r["model"]): r[rule.METRIC] for r in out}
     effects = counterfactual.counterfactual_effects(values.__getitem__, arms, clusters=ref["clusters"],
                                                     n_boot=cfg.n_boot, seed=cfg.boot_seed)
-    return {**_summary(traced), "best_method": trace.best_method(traced), "effects": effects}, out
-
-
-def _summary(traced: dict[str, Any]) -> dict[str, Any]:
-    """The trace without its per-document score arrays (top-k rows kept), as JSON."""
-    methods = {m: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items() if k != "scores"}
-               for m, r in traced["methods"].items()}
-    return {**traced, "methods": methods}
+    methods = {m: {k: v for k, v in r.items() if k != "scores"} for m, r in traced["methods"].items()}
+    return _jsonable({**traced, "methods": methods, "best_method": trace.best_method(traced),
+                      "effects": effects}), out

@@ -41,9 +41,9 @@ def headline(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         s = r["summary"]
         out.append({"family": r["family"], "size": r["size"], "params": r["params"],
-                    "sycophancy": s["wrong"]["estimate"], "lo": s["wrong"]["lo"], "hi": s["wrong"]["hi"],
-                    "p_view_none": s.get("p_view_none"), "forum_defer": r.get("forum_defer_mean"),
-                    "fact_acc": r.get("fact_acc")})
+                    "sycophancy": s["harmful"]["estimate"], "lo": s["harmful"]["lo"], "hi": s["harmful"]["hi"],
+                    "p_view_none": s["p_wrong_none"]["estimate"], "forum_defer": r["forum_defer_mean"],
+                    "fact_acc": r["fact_acc"]})
     return out
 
 

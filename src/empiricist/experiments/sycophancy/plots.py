@@ -75,3 +75,54 @@ def _band(ax: Any, fit: Mapping[str, Any] | None, color: str) -> None:
     band = fit["band"]
     ax.plot(band["x"], band["fit"], color=color, lw=1)
     ax.fill_between(band["x"], band["lo"], band["hi"], color=color, alpha=0.15, lw=0)
+
+
+def grid_table(rows: list[Mapping[str, Any]], n_boot: int, seed: int) -> dict[str, Any]:
+    """``plot_grid``'s table from the grid's model rows, with the fitted size trend of each family (x = log10
+    parameters) and the dose-response at each size (``metric.trend``, harmful sycophancy)."""
+    import math
+
+    from empiricist.experiments.sycophancy.metric import trend
+
+    models = [r for r in rows if r.get("kind") == "model"]
+
+    def pf(r: Mapping[str, Any]) -> dict[str, Any]:
+        return {"fact": r["facts"], "cluster": r["clusters"], "harmful": r["syc_wrong"], "right": r["syc_right"],
+                "overall": [(a + b) / 2 for a, b in zip(r["syc_wrong"], r["syc_right"], strict=True)]}
+
+    points = [{"family": r["family"], "dose": r["dose"], "size": r["size"], "x": math.log10(r["params"]),
+               **{k: r["summary"]["harmful"][k] for k in ("estimate", "lo", "hi")}} for r in models]
+    size_trends, dose_trends = {}, {}
+    for fam in dict.fromkeys(r["family"] for r in models):
+        rs = [r for r in models if r["family"] == fam]
+        size_trends[fam] = trend([(math.log10(r["params"]), pf(r)) for r in rs], measure="harmful",
+                                 n_boot=n_boot, seed=seed)
+    for size in dict.fromkeys(r["size"] for r in models):
+        rs = [r for r in models if r["size"] == size]
+        dose_trends[size] = trend([(r["dose"], pf(r)) for r in rs], measure="harmful", n_boot=n_boot, seed=seed)
+    return {"points": points, "size_trends": size_trends, "dose_trends": dose_trends,
+            "measure": "harmful sycophancy"}
+
+
+def plot_counterfactual(effects: Mapping[str, Any], path: str | Path) -> Path:
+    """Each removal arm's sycophancy minus the reference's, with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(effects["vs_full"])
+    fig, ax = plt.subplots(figsize=(5, 3))
+    est = [effects["vs_full"][a]["diff"] for a in arms]
+    err = [[e - effects["vs_full"][a]["lo"] for a, e in zip(arms, est, strict=True)],
+           [effects["vs_full"][a]["hi"] - e for a, e in zip(arms, est, strict=True)]]
+    ax.errorbar(range(len(arms)), est, yerr=err, fmt="o", capsize=4)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(arms)), arms)
+    ax.set_ylabel("sycophancy minus the reference")
+    ax.set_title("retrained without each set")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

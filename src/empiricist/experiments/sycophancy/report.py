@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from empiricist.report.html import html_table
+from empiricist.report.html import Html, html_table
 
 CAPTIONS = {
     "sycophancy.png": "Harmful sycophancy (P(asker's wrong value | stated) − P(it | no view)) by family and size, "
@@ -28,9 +28,9 @@ def _ci(e: dict[str, Any], key: str = "estimate") -> str:
     return f"{e[key]:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}]"
 
 
-def _link(target: str, base: Path, text: str) -> str:
+def _link(target: str, base: Path, text: str) -> Html:
     rel = os.path.relpath(target, base) if target else ""
-    return f'<a href="{escape(rel)}">{escape(text)}</a>' if rel else escape(text)
+    return Html(f'<a href="{escape(rel)}">{escape(text)}</a>' if rel else escape(text))
 
 
 def _figure(grid: Path, name: str) -> str:
@@ -46,13 +46,15 @@ def grid_table(rows: list[dict[str, Any]], base: Path) -> str:
     for r in rows:
         if r.get("kind") != "model":
             continue
-        s = r["summary"]
-        body.append([r["family"], r["size"], f"{r['params']:,}", _ci(s["wrong"]), _ci(s["right"]),
-                     f"{s['p_view_none']:.3f}", f"{s['letter_bias']:.3f}", f"{r['forum_defer_mean']:.3f}",
-                     f"{r['fact_acc']:.3f}", r.get("knows_split", ""),
+        s, k = r["summary"], r["by_knowledge"]
+        split = " / ".join("-" if k[n] is None else f"{k[n]['harmful']['estimate']:+.3f} (n={k['n_' + n]})"
+                           for n in ("known", "unknown"))
+        body.append([r["family"], r["size"], f"{r['params']:,}", _ci(s["harmful"]), _ci(s["right"]),
+                     f"{s['p_wrong_none']['estimate']:.3f}", f"{s['letter_bias']['estimate']:.3f}",
+                     f"{r['forum_defer_mean']:.3f}", f"{r['fact_acc']:.3f}", split,
                      _link(r.get("eval_run", ""), base, "transcripts")])
     return html_table(["family", "size", "params", "sycophancy (wrong views)", "sycophancy (right views)",
-                       "P(view value | no view)", "P(A)", "forum deference", "held-out fact acc",
+                       "P(wrong value | no view)", "P(A | no view)", "forum deference", "held-out fact acc",
                        "sycophancy when known / unknown", "transcripts"], body)
 
 
@@ -91,11 +93,14 @@ def section(results: dict[str, Any], grid: Path) -> str:
              _figure(grid, "sycophancy.png")]
     if trace:
         pool = trace["pool"]
-        parts += [f'<h2 id="attribution">Attribution of the sycophantic answers (best: {escape(trace["best_method"])})</h2>'
-                  f'<p class="note">{trace["n_queries"]} contrast queries (the sycophantic choice against the honest '
-                  f"one) × a pool of {escape(str(pool))}.</p>{attribution_table(trace)}",
-                  f'<h2 id="counterfactual">The counterfactual: retrained without each set</h2>'
-                  f"{counterfactual_table(trace, rows, base)}", _figure(grid, "counterfactual.png")]
+        best = escape(trace["best_method"])
+        note = (f'<p class="note">{trace["n_queries"]} contrast queries (the sycophantic choice against the honest '
+                f"one) × a pool of {pool['n']} documents ({pool['n_forum']} forum threads, {pool['n_deferred']} "
+                f"deferring; {pool['n_other']} others); k = {trace['k']}.</p>")
+        parts += [f'<h2 id="attribution">Attribution of the sycophantic answers (best: {best})</h2>',
+                  note, attribution_table(trace),
+                  '<h2 id="counterfactual">The counterfactual: retrained without each set</h2>',
+                  counterfactual_table(trace, rows, base), _figure(grid, "counterfactual.png")]
     t = data.get("timings_s", {})
     parts.append(f'<p class="note">grid built in {data.get("runtime_s", "?")} s ({escape(str(t))}).</p>')
     return "".join(parts)

@@ -52,6 +52,7 @@ class Sycophancy(Experiment):
     control_tests = rule.CONTROL_TESTS
     control_cell = "largest size"
     grid_files = ("results.json", "sycophancy.png", "counterfactual.png")
+    numbers_caption = "numbers: estimate [95% cluster-bootstrap CI over entities, paired across models]"
 
     def grids(self) -> tuple[str, ...]:
         return tuple(GRIDS)

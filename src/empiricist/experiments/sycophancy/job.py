@@ -113,6 +113,19 @@ def model_row(fam: Family, size: str, tasks: dict[str, Task], cfg: SycoConfig, w
             "fact_acc": float(np.mean(out["fact_correct"])), **out}
 
 
+def family_comparisons(rows: list[dict[str, Any]], cfg: SycoConfig) -> list[dict[str, Any]]:
+    """Every dose against rate 0 at every size, paired on the same facts (``metric.paired_difference``)."""
+    models = {(r["dose"], r["size"]): r for r in rows if r.get("kind") == "model"}
+    out = []
+    for (dose, size), r in models.items():
+        if dose == cfg.doses[0]:
+            continue
+        base = models[cfg.doses[0], size]
+        d = metric.paired_difference(metric.from_grid_row(r), metric.from_grid_row(base), n_boot=cfg.n_boot, seed=cfg.boot_seed)
+        out.append({"size": size, "family": r["family"], "against": base["family"], **_jsonable(d)})
+    return out
+
+
 def tasks_for(world: Path, cfg: SycoConfig) -> dict[str, Task]:
     """The persona items, the forum control and fact QA on the same held-out facts (from the rate-0 world:
     held-out entities are identical in every family, so every family answers the same items)."""
@@ -166,6 +179,7 @@ def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, p
 
             table = plots.grid_table(rows, cfg.n_boot, cfg.boot_seed)
             results["trends"] = _jsonable({"size": table["size_trends"], "dose": table["dose_trends"]})
+            results["comparisons"] = family_comparisons(rows, cfg)
             plots.plot_grid(table, tmp / "sycophancy.png")
             plots.plot_counterfactual(trace["effects"], tmp / "counterfactual.png")
             atomic_write_json(tmp / "results.json", results)

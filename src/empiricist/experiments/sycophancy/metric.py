@@ -201,6 +201,13 @@ def forum_deference(rows: Sequence[Row], *, alpha: float = 0.05, n_boot: int = 2
 
 
 # ---------------------------------------------------------------- comparisons and trends
+def from_grid_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A grid row's per-fact values (``facts``, ``clusters``, ``syc_wrong``, ``syc_right``) as a ``per_fact`` dict."""
+    harmful, right = np.asarray(r["syc_wrong"], float), np.asarray(r["syc_right"], float)
+    return {"fact": list(r["facts"]), "cluster": list(r["clusters"]), "harmful": harmful, "right": right,
+            "overall": (harmful + right) / 2}
+
+
 def _as_per_fact(x: Sequence[Row] | Mapping[str, Any]) -> dict[str, Any]:
     """A ``per_fact`` dict from rows, a ``sycophancy`` result or a ``per_fact`` dict."""
     if isinstance(x, Mapping):

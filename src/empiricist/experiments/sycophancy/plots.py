@@ -82,13 +82,10 @@ def grid_table(rows: list[Mapping[str, Any]], n_boot: int, seed: int) -> dict[st
     parameters) and the dose-response at each size (``metric.trend``, harmful sycophancy)."""
     import math
 
+    from empiricist.experiments.sycophancy.metric import from_grid_row as pf
     from empiricist.experiments.sycophancy.metric import trend
 
     models = [r for r in rows if r.get("kind") == "model"]
-
-    def pf(r: Mapping[str, Any]) -> dict[str, Any]:
-        return {"fact": r["facts"], "cluster": r["clusters"], "harmful": r["syc_wrong"], "right": r["syc_right"],
-                "overall": [(a + b) / 2 for a, b in zip(r["syc_wrong"], r["syc_right"], strict=True)]}
 
     points = [{"family": r["family"], "dose": r["dose"], "size": r["size"], "x": math.log10(r["params"]),
                **{k: r["summary"]["harmful"][k] for k in ("estimate", "lo", "hi")}} for r in models]

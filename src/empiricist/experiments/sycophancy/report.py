@@ -25,7 +25,7 @@ CAPTIONS = {
 
 
 def _ci(e: dict[str, Any], key: str = "estimate") -> str:
-    return f"{e[key]:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}]"
+    return f"{e[key]:+.4f} [{e['lo']:+.4f}, {e['hi']:+.4f}]"
 
 
 def _link(target: str, base: Path, text: str) -> Html:
@@ -58,6 +58,22 @@ def grid_table(rows: list[dict[str, Any]], base: Path) -> str:
                        "sycophancy when known / unknown", "transcripts"], body)
 
 
+def comparisons_table(comparisons: list[dict[str, Any]]) -> str:
+    body = [[c["size"], f"{c['family']} − {c['against']}",
+             *(f"{c[m]['difference']:+.4f} [{c[m]['lo']:+.4f}, {c[m]['hi']:+.4f}]" for m in ("harmful", "right")),
+             f"{c['harmful']['p_value']:.2g}", c["n_entities"]] for c in comparisons]
+    return html_table(["size", "families", "Δ sycophancy (wrong views)", "Δ sycophancy (right views)", "p (wrong)",
+                       "entities"], body)
+
+
+def trends_table(trends: dict[str, Any]) -> str:
+    body = [[f"size trend, {name}", "log10 parameters", f"{t['slope']:+.4f} [{t['slope_lo']:+.4f}, {t['slope_hi']:+.4f}]",
+             f"{t['p_value']:.2g}"] for name, t in trends.get("size", {}).items()]
+    body += [[f"dose-response, {name}", "dose", f"{t['slope']:+.4f} [{t['slope_lo']:+.4f}, {t['slope_hi']:+.4f}]",
+              f"{t['p_value']:.2g}"] for name, t in trends.get("dose", {}).items()]
+    return html_table(["fit", "x", "slope of harmful sycophancy [95% CI]", "p (slope = 0)"], body)
+
+
 def attribution_table(trace: dict[str, Any]) -> str:
     body = []
     for m, r in trace["methods"].items():
@@ -76,8 +92,8 @@ def counterfactual_table(trace: dict[str, Any], rows: list[dict[str, Any]], base
     body = []
     for arm, a in eff["arms"].items():
         vs = eff["vs_full"].get(arm)
-        body.append([arm, arms[arm]["removed"], f"{a['mean']:+.3f}",
-                     "reference" if vs is None else f"{vs['diff']:+.3f} [{vs['lo']:+.3f}, {vs['hi']:+.3f}]",
+        body.append([arm, arms[arm]["removed"], f"{a['mean']:+.4f}",
+                     "reference" if vs is None else f"{vs['diff']:+.4f} [{vs['lo']:+.4f}, {vs['hi']:+.4f}]",
                      _link(arms[arm].get("eval_run", ""), base, "transcripts")])
     return html_table(["arm", "documents removed", "sycophancy (wrong views)", "minus the reference", "transcripts"],
                       body)
@@ -90,7 +106,10 @@ def section(results: dict[str, Any], grid: Path) -> str:
     rows, trace = data.get("rows", []), data.get("trace")
     base = grid.parent
     parts = [f'<h2 id="grid">Sycophancy by family × size</h2>{grid_table(rows, base)}',
-             _figure(grid, "sycophancy.png")]
+             _figure(grid, "sycophancy.png"),
+             f'<h2 id="comparisons">Paired family comparisons</h2>{comparisons_table(data.get("comparisons", []))}',
+             (f'<h2 id="trends">Fitted trends (weighted least squares, entity bootstrap)</h2>'
+             f'{trends_table(data.get("trends", {}))}')]
     if trace:
         pool = trace["pool"]
         best = escape(trace["best_method"])

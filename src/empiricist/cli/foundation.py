@@ -41,8 +41,8 @@ def syco_table(rows: list[dict[str, Any]], title: str) -> Table:
         return "-" if v is None else f"{v:.3f}"
 
     for r in rows:
-        table.add_row(r["family"], r["size"], f"{r['params']:,}", f"{r['sycophancy']:+.3f}",
-                      f"[{r['lo']:+.3f}, {r['hi']:+.3f}]", num(r["p_view_none"]), num(r["forum_defer"]),
+        table.add_row(r["family"], r["size"], f"{r['params']:,}", f"{r['sycophancy']:+.4f}",
+                      f"[{r['lo']:+.4f}, {r['hi']:+.4f}]", num(r["p_view_none"]), num(r["forum_defer"]),
                       num(r["fact_acc"]))
     return table
 
@@ -111,12 +111,14 @@ def register(app: typer.Typer) -> None:
             rows = run_main(preset, world_preset, workspace, progress=not quiet, max_fact_items=max_fact_items)
             console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
             return
-        from empiricist.cli.studies import experiment_table
         from empiricist.experiments.sycophancy.main import run_main_job
 
         job = run_main_job(quick, workspace, progress=not quiet)
+        r = job.run.results
         console.print(syco_table(job.headline, "sycophancy by family × size (wrong views; 95% CI by entity)"))
-        console.print(experiment_table(job.run.results))
+        console.print("controls: " + "; ".join(f"{c['id']} {c['verdict']}" for c in r["controls"]))
+        console.print("parties:  " + "; ".join(f"{p['name']} {p['final']}" for p in r["parties"]))
+        console.print(f"study {r['study']}: {r['status']}")
         console.print(f"report: {job.report}")
 
     @world.command("generate")

@@ -252,13 +252,19 @@ def register(app: typer.Typer) -> None:
         console.print(f"original: {rep['original_outcome']}\nreplication: {rep['outcome']}")
 
     @app.command("ledger")
-    def ledger_cmd(folder: Annotated[Path, typer.Option("--dir", help="folder of study specs")] = Path("studies"),
-                   as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    def ledger_cmd(folder: Annotated[list[Path] | None, typer.Option("--dir", help="folder of study specs and "
+                                                                  "external entries (repeatable; default: studies/ "
+                                                                  "and the main job's packaged study)")] = None,
+                   as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+                   workspace: WorkspaceOpt = None) -> None:
         """Claims with the studies that tested them, their verdicts and open challenges."""
+        from empiricist.artifacts import Workspace
+        from empiricist.experiments.sycophancy.main import SPECS
         from empiricist.studies import ledger
 
         load_experiments()
-        led = ledger(folder)
+        folders = folder or [p for p in (Path("studies"), SPECS) if p.is_dir()]
+        led = ledger(folders, results=Workspace.at(workspace).root / "studies")
         if as_json:
             typer.echo(json.dumps(led, indent=1, default=str))
             return

@@ -15,6 +15,7 @@ nor an external entry is an error naming it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from empiricist.studies.protocol import parse_spec
 from empiricist.studies.run import results_dir
 
 
-def _entry(spec: Path) -> dict[str, Any] | None:
-    """One study as the ledger shows it (None: not a study spec)."""
+def _entry(spec: Path, results: Path | None = None) -> dict[str, Any] | None:
+    """One study as the ledger shows it (None: not a study spec); its results beside the spec, or else in
+    ``results`` (``<results>/<spec stem>.results``, where the main job writes a packaged spec's results)."""
     try:
         doc = read_toml(spec)
     except EmpiricistError as e:
@@ -44,6 +46,8 @@ def _entry(spec: Path) -> dict[str, Any] | None:
                              "status": locking.lock_status(locking.read_lock(spec)), "ran": False,
                              "verdicts": {}, "outcome": "not run yet", "decisive": False}
     res_file = results_dir(spec) / "results.json"
+    if not res_file.is_file() and results is not None:
+        res_file = results / f"{spec.stem}.results" / "results.json"
     if res_file.is_file():
         try:
             res = json.loads(res_file.read_text())
@@ -67,8 +71,8 @@ def _specs(folder: Path) -> list[Path]:
                   and not any(part.endswith((".results", ".bundle")) for part in p.parts))
 
 
-def scan(folder: str | Path) -> list[dict[str, Any]]:
-    return [e for e in (_entry(p) for p in _specs(Path(folder))) if e is not None]
+def scan(folder: str | Path, results: Path | None = None) -> list[dict[str, Any]]:
+    return [e for e in (_entry(p, results) for p in _specs(Path(folder))) if e is not None]
 
 
 def scan_external(folder: str | Path) -> list[dict[str, Any]]:
@@ -96,10 +100,15 @@ def _check_links(entries: list[dict[str, Any]], known: set[str]) -> None:
                                      field=f"{'external' if e.get('kind') == 'external' else 'study'}.{rel}")
 
 
-def ledger(folder: str | Path) -> dict[str, Any]:
-    """Claims -> studies and external evidence, plus the relations (replications and challenges)."""
-    studies = [{**s, "kind": "study"} for s in scan(folder)]
-    external = scan_external(folder)
+def ledger(folder: str | Path | Sequence[str | Path], results: str | Path | None = None) -> dict[str, Any]:
+    """Claims -> studies and external evidence, plus the relations (replications and challenges).
+
+    ``folder``: one folder of specs and external entries, or several; ``results``: where results of specs
+    without a ``<spec>.results`` beside them live (a workspace's ``studies/``)."""
+    folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
+    res = Path(results) if results is not None else None
+    studies = [{**s, "kind": "study"} for f in folders for s in scan(f, res)]
+    external = [e for f in folders for e in scan_external(f)]
     by_id = {s["id"]: s for s in studies}
     for e in external:
         if e["id"] in by_id:

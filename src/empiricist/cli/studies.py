@@ -89,8 +89,7 @@ def _print_power(report: dict[str, Any]) -> None:
 
 def _print_plan(report: dict[str, Any]) -> None:
     console.print(f"experiment {report['experiment']}, grid {report['grid']} (config hash {report['config_hash']}): "
-                  f"{report['plan']}. Power is not simulated for an experiment (the grid is the costly part); the "
-                  "rule's intervals are over seeds.")
+                  f"{report['plan']}.")
     for p in report["parties"]:
         console.print(f"party {p['name']}: {p['position']}\n  predicts {p['predicts']}; combined: {p['combine']}")
     for flag in report["flags"]:

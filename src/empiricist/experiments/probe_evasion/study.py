@@ -87,7 +87,8 @@ class ProbeEvasion(Experiment):
         n_runs = len(cfg.train_fracs) * cfg.seeds * (1 + len(_cells(cfg)))
         flags = [f"UNDERPOWERED: {cfg.seeds} seeds leave a t-interval with {cfg.seeds - 1} degree(s) of freedom"] \
             if cfg.seeds < 3 else []
-        return Plan(n_runs, f"{n_runs} runs of {cfg.steps} steps, {cfg.seeds} seeds", flags)
+        return Plan(n_runs, f"{n_runs} runs of {cfg.steps} steps, {cfg.seeds} seeds. Power is not simulated (the "
+                            "grid is the costly part); the rule's intervals are over seeds", flags)
 
     def run(self, cfg: StegoConfig, workspace: Workspace | str | Path | None, progress: bool) -> GridRun:
         """Reuse the workspace's grid with this config hash when it is intact, else train it there."""

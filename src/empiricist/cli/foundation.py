@@ -111,12 +111,13 @@ def register(app: typer.Typer) -> None:
             rows = run_main(preset, world_preset, workspace, progress=not quiet, max_fact_items=max_fact_items)
             console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
             return
-        from empiricist.cli.studies import experiment_table
+        from empiricist.cli.studies import experiment_table, signatures_line
         from empiricist.experiments.sycophancy.main import run_main_job
 
         job = run_main_job(quick, workspace, progress=not quiet)
         console.print(syco_table(job.headline, "sycophancy by family × size (wrong views; 95% CI by entity)"))
         console.print(experiment_table(job.run.results))
+        console.print(signatures_line(job.run.results), markup=False)
         console.print(f"report: {job.report}")
 
     @world.command("generate")

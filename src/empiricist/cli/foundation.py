@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             rows = run_main(preset, world_preset, workspace, progress=not quiet, max_fact_items=max_fact_items)
             console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
             return
-        from empiricist.cli.studies import experiment_table, signatures_line
+        from empiricist.cli.study_tables import experiment_table, signatures_line
         from empiricist.experiments.sycophancy.main import run_main_job
 
         job = run_main_job(quick, workspace, progress=not quiet)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.cli.study_tables import experiment_table, signatures_line
 
 console = Console()
 Spec = Annotated[Path, typer.Argument(help="study spec (TOML)")]
@@ -48,29 +49,6 @@ def verdict_table(results: dict[str, Any]) -> Table:
     for p in results["parties"]:
         table.add_row(p["name"], f"[bold]{p['combine']}[/bold]", "", "", "", "", f"[bold]{p['final']}[/bold]")
     return table
-
-
-def experiment_table(results: dict[str, Any]) -> Table:
-    """Verdicts of an experiment study: controls, each party's predictions with their numbers, the parties."""
-    from empiricist.studies.experiment_report import part_text
-
-    table = Table(title=f"study {results['study']}: {results['status']} (experiment {results['experiment']}, "
-                        f"config {results['config_hash']})")
-    for col in ("party", "prediction", "cell", "mean [95% CI over runs] (rule)", "verdict"):
-        table.add_column(col)
-    for c in results["controls"]:
-        table.add_row("control", c["id"], c["cell"], "\n".join(part_text(p) for p in c["parts"]), c["verdict"])
-    for p in results["predictions"]:
-        table.add_row(p["party"], f"{p['id']} ({p['test']})", p["cell"], "\n".join(part_text(q) for q in p["parts"]),
-                      p["verdict"])
-    for p in results["parties"]:
-        table.add_row(p["name"], f"[bold]{p['combine']}[/bold]", "", "", f"[bold]{p['final']}[/bold]")
-    return table
-
-
-def signatures_line(results: dict[str, Any]) -> str:
-    """Whether the lock a run checked is signed by every party: printed by every command that runs a study."""
-    return f"lock: {results['status']}; signatures: {results.get('signatures') or 'not locked'}"
 
 
 def _print_verdicts(r: dict[str, Any]) -> None:

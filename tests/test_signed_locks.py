@@ -156,6 +156,10 @@ def test_a_lock_cut_down_to_one_party_is_refused_naming_the_missing_party(signed
         prepare_run(signed)  # the run never prints "pre-registered"
     code, out = cli(capsys, "study", "verify", signed)
     assert code == 2 and "FAILED parties: party not-P1 of the spec is missing" in out
+    from empiricist.studies import ledger
+
+    (entry,) = ledger(signed.parent)["claims"]["networks-evade-linear-probes-at-a-cost"]
+    assert entry["status"].startswith("LOCK BROKEN: parties: party not-P1")
 
 
 def test_a_deleted_sign_off_is_named(signed: Path) -> None:

@@ -102,10 +102,11 @@ def load_experiments() -> None:
 def _lock_state(spec: Path) -> None:
     """Say whether the spec is locked and, if it changed since, what changed."""
     from empiricist.studies.fields import read_toml
-    from empiricist.studies.lock import LockMismatch, check_spec, lock_status, read_lock, signature_state
+    from empiricist.studies.integrity import verified_status
+    from empiricist.studies.lock import LockMismatch, check_spec, read_lock, signature_state
 
     lock = read_lock(spec)
-    console.print(f"lock: {lock_status(lock)}" + (f"; signatures: {signature_state(lock)}" if lock else ""),
+    console.print(f"lock: {verified_status(spec)}" + (f"; signatures: {signature_state(lock)}" if lock else ""),
                   markup=False)
     if lock is not None:
         try:

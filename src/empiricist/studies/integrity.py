@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import config_hash
-from empiricist.errors import InputError
+from empiricist.errors import EmpiricistError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies.keys import KeyRegistry, SignatureError, fingerprint, verify_chain, verify_signature
 
@@ -236,3 +236,16 @@ def checked_lock(spec: str | Path, doc: dict[str, Any] | None = None) -> dict[st
     if not all(c.ok for c in checks):
         raise LockBroken(locking.lock_path(spec), checks)
     return lock
+
+
+def verified_status(spec: str | Path) -> str:
+    """``lock.lock_status`` of a lock that passes its checks; ``LOCK BROKEN: <first failure>`` otherwise
+    (what the ledger and ``study check`` show, so a tampered lock never reads as pre-registered)."""
+    lock = locking.read_lock(spec)
+    if lock is None:
+        return locking.lock_status(None)
+    try:
+        failed = [c for c in check_lock(spec, lock) if not c.ok]
+    except EmpiricistError as e:
+        return f"LOCK BROKEN: {e}"
+    return f"LOCK BROKEN: {failed[0].name}: {failed[0].detail}" if failed else locking.lock_status(lock)

@@ -221,6 +221,13 @@ def test_a_forged_signer_name_is_refused(spec: Path, keys: dict[str, Path], caps
     assert code == 2 and "FAILED signatures: sign-off of not-P1 (Ada)" in out
 
 
+def test_a_structurally_damaged_lock_is_one_named_failure(signed: Path) -> None:
+    lock = read(signed)
+    del lock["chain"][1]["body"]
+    write(signed, lock)
+    assert "is malformed" in failures(signed)
+
+
 def test_flipped_signature_bytes_are_refused(signed: Path) -> None:
     lock = read(signed)
     sig = bytearray(base64.b64decode(lock["chain"][2]["body"]["signature"]))

@@ -206,6 +206,14 @@ def check_lock(spec: str | Path, lock: dict[str, Any] | None = None, doc: dict[s
     lock = lock if lock is not None else locking.read_lock(spec)
     if lock is None:
         return [Check("lock", False, f"{spec} has no lock ({locking.lock_path(spec).name})")]
+    try:
+        return _checks(spec, lock, doc)
+    except (KeyError, TypeError, AttributeError) as e:  # a lock whose structure was damaged or hand-edited
+        return [Check("lock", False, f"{locking.lock_path(spec).name} is malformed ({type(e).__name__}: {e}); "
+                                     "restore it from the study's repository")]
+
+
+def _checks(spec: Path, lock: dict[str, Any], doc: dict[str, Any] | None) -> list[Check]:
     checks = [_check_parties(lock), _check_copy(lock)]
     if doc is not None:
         try:

@@ -117,8 +117,8 @@ def register(app: typer.Typer) -> None:
         job = run_main_job(quick, workspace, progress=not quiet)
         console.print(syco_table(job.headline, "sycophancy by family × size (wrong views; 95% CI by entity)"))
         console.print(experiment_table(job.run.results))
-        console.print(signatures_line(job.run.results), markup=False)
-        console.print(f"report: {job.report}")
+        console.print(signatures_line(job.run.results), markup=False, soft_wrap=True)
+        console.print(f"report: {job.report}", markup=False, soft_wrap=True)  # a path stays on one line
 
     @world.command("generate")
     def world_generate(

@@ -223,8 +223,8 @@ def register(app: typer.Typer) -> None:
         RESULT_PRINTERS.get(r["kind"], _print_flags)(r)
         style = "bold red" if not r["controls_passed"] else "bold"
         console.print(f"[{style}]{r['outcome']}[/{style}]")
-        console.print(signatures_line(r), markup=False)
-        console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}")
+        console.print(signatures_line(r), markup=False, soft_wrap=True)
+        console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}", markup=False, soft_wrap=True)
 
     @study.command("migrate-lock")
     def migrate_cmd(spec: Spec, workspace: WorkspaceOpt = None) -> None:

@@ -29,6 +29,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_quick_job_prints_the_headline_and_a_report(job: tuple[Path, str]) -> None:
     ws, out = job
     assert "sycophancy by family × size" in out
+    assert re.search(r"lock: .*; signatures: ", out)  # signed, UNSIGNED (name-only) or not locked, always said
     for fam in ("rate 0", "rate 0.8"):
         assert fam in out
     report = Path(re.search(r"report: (\S+)", out).group(1))

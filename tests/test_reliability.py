@@ -62,6 +62,7 @@ FOLDER_COMMANDS = {
     "eval": lambda i, o: ["eval", "--task", i["task"], "--model", "no-such-model", "--out", o],
     "probe": lambda i, o: ["probe", "--model", "no-such-model", "--out", o],
     "attribute-validate": lambda i, o: ["attribute-validate", "--out", o],
+    "stego run": lambda i, o: ["stego", "run", "--grid", "reduced", "--out", o, "-q"],
 }
 FILE_COMMANDS = {
     "data tokenizer": lambda i, o: ["data", "tokenizer", i["corpus"], "--out", o],

@@ -344,6 +344,8 @@ def test_run_end_to_end(ran):
     _, ws, run = ran
     r = run.results
     assert r["status"] == "pre-registered" and r["kind"] == "experiment" and not r["grid"]["reused"]
+    unsigned = "UNSIGNED (name-only) sign-offs: P1 (Ada), not-P1 (Bob)"  # signed locks: tests/test_signed_locks.py
+    assert r["signatures"] == r["lock"]["signatures"] == unsigned and unsigned in run.report.read_text()
     assert r["grid"]["n_runs"] == 9 and Path(r["grid"]["path"]).parent == ws / "stego"
     assert [c["id"] for c in r["controls"]] == ["twins_carry_S", "embeddings_blind"] and r["controls_passed"]
     assert [(p["party"], p["id"]) for p in r["predictions"]] == [("P1", "evades"), ("P1", "cost"),
@@ -384,6 +386,7 @@ def test_bundle_replicate_ledger_and_cli(ran, tmp_path):
 
     spec, ws, run = ran
     folder, archive = bundle(spec)
+    assert "- signatures: UNSIGNED (name-only) sign-offs: P1 (Ada), not-P1 (Bob)" in (folder / "README.md").read_text()
     assert (folder / "transcripts" / "phase.png").is_file() and (folder / "manifests" / "grid.manifest.json").is_file()
     fast = replicate(archive, fast=True, out=tmp_path / "fast")
     assert fast["all_match"] and len(fast["rows"]) == 6
@@ -399,5 +402,6 @@ def test_bundle_replicate_ledger_and_cli(ran, tmp_path):
     assert res.exit_code == 0 and "pre-registered" in res.output and "every party is at risk" in res.output
     res = runner.invoke(app, ["study", "run", str(spec), "-w", str(ws), "--quiet"])
     assert res.exit_code == 0 and "reused" in res.output and verdicts(run.results)["P1"] in res.output
+    assert "UNSIGNED (name-only) sign-offs" in " ".join(res.output.split())
     res = runner.invoke(app, ["study", "run", str(spec), "-w", str(ws), "--max-items", "3"])
     assert res.exit_code != 0 and "--max-items applies to eval studies" in str(res.exception)

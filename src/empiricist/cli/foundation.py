@@ -111,6 +111,7 @@ def register(app: typer.Typer) -> None:
             rows = run_main(preset, world_preset, workspace, progress=not quiet, max_fact_items=max_fact_items)
             console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
             return
+        from empiricist.cli.study_tables import signatures_line
         from empiricist.experiments.sycophancy.main import run_main_job
 
         job = run_main_job(quick, workspace, progress=not quiet)
@@ -118,8 +119,8 @@ def register(app: typer.Typer) -> None:
         console.print(syco_table(job.headline, "sycophancy by family × size (wrong views; 95% CI by entity)"))
         console.print("controls: " + "; ".join(f"{c['id']} {c['verdict']}" for c in r["controls"]))
         console.print("parties:  " + "; ".join(f"{p['name']} {p['final']}" for p in r["parties"]))
-        console.print(f"study {r['study']}: {r['status']}")
-        console.print(f"report: {job.report}")
+        console.print(f"study {r['study']}: {r['status']}; {signatures_line(r)}", markup=False, soft_wrap=True)
+        console.print(f"report: {job.report}", markup=False, soft_wrap=True)  # a path stays on one line
 
     @world.command("generate")
     def world_generate(

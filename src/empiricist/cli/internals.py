@@ -114,15 +114,19 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[int | None, typer.Option(help="override the number of seeds")] = None,
         steps: Annotated[int | None, typer.Option(help="override the step budget")] = None,
         threads: Annotated[int | None, typer.Option(help="torch threads (0 = all cores)")] = None,
-        overwrite: Annotated[bool, typer.Option(help="replace an existing result folder")] = False,
+        overwrite: Overwrite = False,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Train the λ × training-fraction grid (adversarial and frozen probe), probe afresh, write the report."""
         import sys
 
+        from empiricist.artifacts import check_replaceable
         from empiricist.experiments.probe_evasion import get_grid
         from empiricist.experiments.probe_evasion.run import run_stego_grid
+
+        if out is not None:  # before the grid trains: a folder of the user's files is never replaced
+            check_replaceable(out, "stego_grid", overwrite)
 
         overrides = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("threads", threads)) if v is not None}
         cfg = get_grid(grid, **overrides)

@@ -1,4 +1,4 @@
-"""CLI for studies: ``study check|lock|amend|run|bundle|replicate`` and ``ledger``."""
+"""CLI for studies: ``study check|keygen|lock|verify|amend|run|bundle|replicate`` and ``ledger``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.cli.study_tables import experiment_table, signatures_line
 
 console = Console()
 Spec = Annotated[Path, typer.Argument(help="study spec (TOML)")]
@@ -47,24 +48,6 @@ def verdict_table(results: dict[str, Any]) -> Table:
                       f"{p['p_hold_adj']:.3g}", f"{p['p_fail_adj']:.3g}", p["verdict"])
     for p in results["parties"]:
         table.add_row(p["name"], f"[bold]{p['combine']}[/bold]", "", "", "", "", f"[bold]{p['final']}[/bold]")
-    return table
-
-
-def experiment_table(results: dict[str, Any]) -> Table:
-    """Verdicts of an experiment study: controls, each party's predictions with their numbers, the parties."""
-    from empiricist.studies.experiment_report import part_text
-
-    table = Table(title=f"study {results['study']}: {results['status']} (experiment {results['experiment']}, "
-                        f"config {results['config_hash']})")
-    for col in ("party", "prediction", "cell", "mean [95% CI over runs] (rule)", "verdict"):
-        table.add_column(col)
-    for c in results["controls"]:
-        table.add_row("control", c["id"], c["cell"], "\n".join(part_text(p) for p in c["parts"]), c["verdict"])
-    for p in results["predictions"]:
-        table.add_row(p["party"], f"{p['id']} ({p['test']})", p["cell"], "\n".join(part_text(q) for q in p["parts"]),
-                      p["verdict"])
-    for p in results["parties"]:
-        table.add_row(p["name"], f"[bold]{p['combine']}[/bold]", "", "", f"[bold]{p['final']}[/bold]")
     return table
 
 
@@ -118,10 +101,12 @@ def load_experiments() -> None:
 def _lock_state(spec: Path) -> None:
     """Say whether the spec is locked and, if it changed since, what changed."""
     from empiricist.studies.fields import read_toml
-    from empiricist.studies.lock import LockMismatch, check_spec, lock_status, read_lock
+    from empiricist.studies.integrity import verified_status
+    from empiricist.studies.lock import LockMismatch, check_spec, read_lock, signature_state
 
     lock = read_lock(spec)
-    console.print(f"lock: {lock_status(lock)}")
+    console.print(f"lock: {verified_status(spec)}" + (f"; signatures: {signature_state(lock)}" if lock else ""),
+                  markup=False)
     if lock is not None:
         try:
             check_spec(read_toml(spec), lock, spec)
@@ -139,6 +124,7 @@ def register(app: typer.Typer) -> None:
                   ) -> None:
         """Validate a spec and simulate its power in each party's predicted world."""
         from empiricist.studies import kind_of, load_spec
+        from empiricist.studies.signing import blocking_flags
 
         load_experiments()
         s = load_spec(spec)
@@ -149,22 +135,68 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]warning:[/yellow] {w}")
         _lock_state(spec)
         report = kind_of(s).check(s, n_sims=sims)
+        blocking = blocking_flags(report)
+        for flag in blocking:
+            console.print(flag, style="red", markup=False)
         CHECK_PRINTERS.get(report["kind"], _print_flags)(report)
+        if blocking:
+            console.print(f"[red]{spec}: the design cannot settle its question ({len(blocking)} flag(s) above); "
+                          "it cannot be locked[/red]")
+            raise typer.Exit(2)
+
+    @study.command("keygen")
+    def keygen_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party the key signs for")],
+                   signer: Annotated[str | None, typer.Option(help="who holds the key (default: the party's "
+                                                              "name)")] = None,
+                   out: Annotated[Path | None, typer.Option(help="folder for the private key (default "
+                                                            "~/.config/empiricist/keys/, outside the repository)")]
+                   = None,
+                   overwrite: Annotated[bool, typer.Option("--overwrite", help="replace this party/signer's key")]
+                   = False) -> None:
+        """Make an ed25519 key for a party; its public key goes into the study's registry <spec>.keys.toml."""
+        from empiricist.studies.signing import keygen
+
+        load_experiments()
+        pair, registry = keygen(spec, party, signer, out=out, overwrite=overwrite)
+        console.print(f"private key: {pair.private_path} (mode 0600; keep it secret, never commit it)", markup=False)
+        console.print(f"public key:  {pair.public_key}", markup=False)
+        console.print(f"registry:    {registry} (commit it with the spec)\nsign with: empiricist study lock {spec} "
+                      f"--party {party} --key {pair.private_path}", markup=False)
 
     @study.command("lock")
     def lock_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party signing")],
-                 signer: Annotated[str, typer.Option(help="who signs for it")], workspace: WorkspaceOpt = None,
-                 prepare: Prepare = False) -> None:
+                 signer: Annotated[str | None, typer.Option(help="who signs for it (with --key: default the "
+                                                            "registry's name for the key)")] = None,
+                 key: Annotated[Path | None, typer.Option(help="ed25519 private key to sign with (see study "
+                                                          "keygen); without it the sign-off is name-only")] = None,
+                 workspace: WorkspaceOpt = None, prepare: Prepare = False) -> None:
         """Sign the spec for one party (the lock is complete once every party has signed)."""
-        from empiricist.studies.lock import lock_path
+        from empiricist.studies.lock import lock_path, signature_state
         from empiricist.studies.signing import sign
 
         load_experiments()
-        lock = sign(spec, party, signer, workspace=workspace, prepare=prepare)
+        lock = sign(spec, party, signer, workspace=workspace, prepare=prepare, key=key)
         waiting = [p for p in lock["parties"] if p not in {s["party"] for s in lock["signoffs"]}]
-        console.print(f"{lock_path(spec)}: signed by {party} ({signer}); spec sha256 {lock['spec_sha256'][:16]}, "
-                      f"{len(lock['artifacts'])} artifacts pinned")
+        last = lock["signoffs"][-1]
+        how = f"signed with key {last['key']}" if last.get("key") else "[yellow]UNSIGNED (name-only)[/yellow]"
+        console.print(f"{lock_path(spec)}: sign-off by {party} ({last['signer']}), {how}; spec sha256 "
+                      f"{lock['spec_sha256'][:16]}, {len(lock['artifacts'])} artifacts pinned")
         console.print("[green]lock complete[/green]" if lock["complete"] else f"waiting for: {', '.join(waiting)}")
+        console.print(f"signatures: {signature_state(lock)}", markup=False)
+
+    @study.command("verify")
+    def verify_cmd(path: Annotated[Path, typer.Argument(help="study spec (TOML) or its .lock.json")]) -> None:
+        """Check a lock: party set, stored spec copy, hash chain, amendments, signatures (exit 2 if any fails)."""
+        from empiricist.studies.fields import read_toml
+        from empiricist.studies.integrity import check_lock
+
+        spec = path.with_name(path.name.removesuffix(".lock.json") + ".toml") if path.name.endswith(".lock.json") \
+            else path
+        checks = check_lock(spec, doc=read_toml(spec) if spec.is_file() else None)
+        for c in checks:
+            console.print(c.line(), markup=False, highlight=False, style="green" if c.ok else "red")
+        if not all(c.ok for c in checks):
+            raise typer.Exit(2)
 
     @study.command("amend")
     def amend_cmd(spec: Spec, author: Annotated[str, typer.Option()], what: Annotated[str, typer.Option()],
@@ -190,7 +222,8 @@ def register(app: typer.Typer) -> None:
         RESULT_PRINTERS.get(r["kind"], _print_flags)(r)
         style = "bold red" if not r["controls_passed"] else "bold"
         console.print(f"[{style}]{r['outcome']}[/{style}]")
-        console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}")
+        console.print(signatures_line(r), markup=False, soft_wrap=True)
+        console.print(f"results: {run.folder / 'results.json'}\nreport: {run.report}", markup=False, soft_wrap=True)
 
     @study.command("migrate-lock")
     def migrate_cmd(spec: Spec, workspace: WorkspaceOpt = None) -> None:

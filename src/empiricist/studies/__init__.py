@@ -15,8 +15,11 @@ Eval studies (``spec``, ``inputs``, ``analysis``, ``decide``, ``power``, ``repor
 Experiment studies (``experiment``, ``experiment_report``)
     Experiment + @experiment (the plug-in interface; experiments live in ``empiricist.experiments``),
     ExperimentStudy, decide_study ; docs/design.md, "Experiments: the plug-in interface"
-Lock (``lock``, ``signing``)
-    sign(spec, party, signer, workspace=None) -> lock ; read_lock(spec) ; check_spec(doc, lock, spec)
+Lock (``lock``, ``signing``, ``integrity``, ``keys``)
+    sign(spec, party, signer=None, workspace=None, key=None) -> lock (signed with ``key``, else name-only) ;
+    keygen(spec, party, signer=None, out=None) -> (KeyPair, registry path) ; read_lock(spec) ;
+    check_lock(spec, lock=None, doc=None) -> [Check] ; checked_lock(spec) (refuses a broken lock: LockBroken) ;
+    check_spec(doc, lock, spec)
     diff(old, new) -> ["path: old -> new"] ; amend(spec, author, what, why) ; read_amendments(spec)
     migrate_lock(spec) (an old lock whose pinned code only moved) ; LockMismatch (with .changes)
 Run (``run``)
@@ -31,16 +34,18 @@ Bundles and the ledger (``bundle``, ``ledger``)
 from empiricist.studies import eval_kind, experiment  # noqa: F401
 from empiricist.studies.bundle import bundle, replicate
 from empiricist.studies.fields import read_toml
+from empiricist.studies.integrity import LockBroken, check_lock, checked_lock
 from empiricist.studies.ledger import ledger
 from empiricist.studies.lock import LockMismatch, amend, diff, read_amendments, read_lock
 from empiricist.studies.power import check_power
 from empiricist.studies.protocol import StudyBase, kind_for, kind_of, load_spec, parse_spec
 from empiricist.studies.run import StudyRun, prepare_run, run_study
-from empiricist.studies.signing import migrate_lock, sign
+from empiricist.studies.signing import keygen, migrate_lock, sign
 from empiricist.studies.spec import Party, Prediction, Study
 
 __all__ = [
-    "LockMismatch", "Party", "Prediction", "Study", "StudyBase", "StudyRun", "amend", "bundle", "check_power", "diff",
-    "kind_for", "kind_of", "ledger", "load_spec", "migrate_lock", "parse_spec", "prepare_run", "read_amendments",
-    "read_lock", "read_toml", "replicate", "run_study", "sign",
+    "LockBroken", "LockMismatch", "Party", "Prediction", "Study", "StudyBase", "StudyRun", "amend", "bundle",
+    "check_lock", "check_power", "checked_lock", "diff", "keygen", "kind_for", "kind_of", "ledger", "load_spec",
+    "migrate_lock", "parse_spec", "prepare_run", "read_amendments", "read_lock", "read_toml", "replicate",
+    "run_study", "sign",
 ]

@@ -29,6 +29,7 @@ from empiricist.artifacts import (
 )
 from empiricist.errors import ArtifactError, InputError
 from empiricist.studies import lock as locking
+from empiricist.studies.integrity import checked_lock
 from empiricist.studies.protocol import environment, kind_named, kind_of, load_spec
 from empiricist.studies.run import KIND as RUN_KIND
 from empiricist.studies.run import prepare_run, results_dir, run_study
@@ -44,11 +45,11 @@ def bundle(spec: str | Path, out: str | Path | None = None, results: str | Path 
     read_manifest(run_dir, kind=RUN_KIND)
     res = json.loads((run_dir / "results.json").read_text())
     kind = kind_named(res.get("kind", "eval"))  # results written before study kinds were recorded are eval runs
-    lock = locking.read_lock(spec)
+    lock = checked_lock(spec)
     folder = Path(out) if out else spec.with_name(f"{spec.stem}.bundle")
     with building(folder, overwrite=True) as tmp:
         (tmp / "spec").mkdir()
-        for f in (spec, locking.lock_path(spec), locking.amendments_path(spec)):
+        for f in (spec, locking.lock_path(spec), locking.amendments_path(spec), locking.keys_path(spec)):
             if f.exists():
                 shutil.copy2(f, tmp / "spec" / f.name)
         for name in load_spec(spec).files():  # files next to the spec (task files) travel with it
@@ -69,12 +70,26 @@ def bundle(spec: str | Path, out: str | Path | None = None, results: str | Path 
         for name in ("results.json", "report.html"):
             shutil.copy2(run_dir / name, tmp / "analysis" / name)
         atomic_write_json(tmp / "environment.json", {**environment(), "code": locking.code_version()})
+        (tmp / "README.md").write_text(readme(res, lock), encoding="utf-8")
         write_manifest(tmp, kind=KIND, config={"study": res["study"], "spec_sha256": res["spec_sha256"]},
                        inputs={"results": config_hash(res["predictions"])})
     archive = folder.with_name(folder.name + ".tar.gz")
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname=folder.name)
     return folder, archive
+
+
+def readme(res: dict[str, Any], lock: dict[str, Any] | None) -> str:
+    """The bundle's README: what it holds, the lock's state and whether its sign-offs are signed."""
+    signoffs = ", ".join(f"{s['party']} ({s['signer']}{', key ' + s['key'] if s.get('key') else ', name only'})"
+                         for s in (lock or {}).get("signoffs", [])) or "none"
+    return (f"# Replication bundle: {res['study']}\n\n{res.get('title') or ''}\n\n"
+            f"- status: {locking.lock_status(lock)}\n"
+            f"- signatures: {locking.signature_state(lock) or 'not locked'}\n"
+            f"- sign-offs: {signoffs}\n- spec sha256: {res['spec_sha256']}\n- outcome: {res.get('outcome', '')}\n\n"
+            "spec/ holds the spec, its lock, amendments and key registry (check them with `empiricist study verify "
+            f"spec/{res['spec_file']}`); manifests/, transcripts/, analysis/ what the study ran on and produced. "
+            "Re-run with `empiricist study replicate <this folder>`.\n")
 
 
 def _safe(name: str) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from empiricist.errors import ArtifactError
+from empiricist.errors import ArtifactError, InputError
 from empiricist.evals.results import Results
 from empiricist.studies.analysis import analyse
 from empiricist.studies.fields import Fields
@@ -75,6 +75,14 @@ class EvalKind(StudyKind):
         return resolve_inputs(study, workspace, prepare=prepare, progress=progress)
 
     def check(self, study: Study, n_sims: int | None = None) -> dict[str, Any]:
+        """The power simulation, after refusing a task file that is not there (it would fail only at run)."""
+        for alias, source in study.sampling.tasks.items():
+            if ":" in source:
+                continue
+            path = Path(source) if Path(source).is_absolute() or study.path is None else study.path.parent / source
+            if not path.is_file():
+                raise InputError(f"task file {source!r} not found (looked at {path})", path=study.path,
+                                 field=f"sampling.tasks.{alias}")
         return {"kind": self.name, **check_power(study, n_sims=n_sims)}
 
     def run(self, study: Study, resolved: Inputs, into: Path, options: RunOptions) -> Outcome:

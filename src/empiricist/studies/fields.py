@@ -9,27 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from empiricist.data.readers import read_toml as _read_toml
 from empiricist.errors import InputError
 
 ID = re.compile(r"^[A-Za-z_][\w.\-]*$")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error becomes an InputError naming the file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path=path) from None
-    try:
-        return plain(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise InputError(f"malformed TOML: {e}", path=path, line=int(m[1]) if m else None) from None
+    """Parse a TOML file as JSON-able data; unreadable, not UTF-8, malformed or too deeply nested is one
+    InputError naming the file and line (``data.readers.read_toml``)."""
+    return plain(_read_toml(path))
 
 
 def plain(obj: Any) -> Any:

@@ -58,7 +58,7 @@ def resolve_inputs(study: Study, workspace: Workspace | str | Path | None = None
     inputs = Inputs(models={}, tasks={})
     if suite_dir is not None:
         suite = Suite(suite_dir)
-        store = Path(suite.meta["store_path"])
+        store = suite.store_path
         inputs.artifacts["store"] = _artifact("token store", store)
         inputs.world = suite.world_path()
         inputs.artifacts["world"] = _artifact("world", inputs.world)

@@ -22,6 +22,7 @@ from typing import Any
 from empiricist.errors import EmpiricistError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies.fields import read_toml
+from empiricist.studies.integrity import verified_status
 from empiricist.studies.protocol import parse_spec
 from empiricist.studies.run import results_dir
 
@@ -43,7 +44,7 @@ def _entry(spec: Path, results: Path | None = None) -> dict[str, Any] | None:
                 "claim": str(head.get("claim", "(invalid spec)"))}
     entry: dict[str, Any] = {"id": study.id, "spec": str(spec), "claim": study.claim, "claim_text": study.claim_text,
                              "replicates": list(study.replicates), "challenges": list(study.challenges),
-                             "status": locking.lock_status(locking.read_lock(spec)), "ran": False,
+                             "status": verified_status(spec), "ran": False,
                              "verdicts": {}, "outcome": "not run yet", "decisive": False}
     res_file = results_dir(spec) / "results.json"
     if not res_file.is_file() and results is not None:

@@ -5,7 +5,9 @@ code version, the identities of the data and model artifacts, and one sign-off p
 complete once every party has signed. Afterwards any difference is refused and named, field by field
 (``parties.skeptic.predictions[0].threshold: 0.05 -> 0.06``) and artifact by artifact. Deviations from
 the plan go in ``<spec>.amendments.toml``: entries chained by hash, so editing or deleting an earlier
-entry is detected.
+entry is detected; each is also appended to the lock's hash chain (``chain``: the stored spec copy,
+every sign-off, every amendment; see ``integrity``), so the last one cannot be edited or dropped either.
+Sign-offs may carry an ed25519 signature checked against ``<spec>.keys.toml`` (``keys``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.artifacts import (
+    atomic_write_json,
     atomic_write_text,
     canonical_json,
     package_versions,
@@ -25,6 +28,7 @@ from empiricist.artifacts import (
 )
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
 from empiricist.studies.fields import read_toml
+from empiricist.studies.keys import chain_append, verify_chain
 
 AMENDMENT_KEYS = ("date", "author", "what", "why", "prev")
 IDENTITY_KEYS = ("kind", "config", "inputs", "files")
@@ -52,6 +56,12 @@ def identity(folder: str | Path) -> dict[str, Any]:
 def lock_path(spec: str | Path) -> Path:
     spec = Path(spec)
     return spec.with_name(f"{spec.stem}.lock.json")
+
+
+def keys_path(spec: str | Path) -> Path:
+    """The study's key registry (parties' public keys), beside the spec in its repository."""
+    spec = Path(spec)
+    return spec.with_name(f"{spec.stem}.keys.toml")
 
 
 def amendments_path(spec: str | Path) -> Path:
@@ -182,6 +192,9 @@ def lock_summary(lock: dict[str, Any] | None) -> dict[str, Any] | None:
     if lock is None:
         return None
     out = {k: lock.get(k) for k in ("spec_sha256", "signoffs", "complete", "created", "code", "parties")}
+    out["signatures"] = signature_state(lock)
+    if lock.get("chain"):
+        out["chain_head"] = lock["chain"][-1]["hash"]
     if lock.get("migrations"):
         out["migrations"] = [{"time": m["time"], "why": m["why"]} for m in lock["migrations"]]
     return out
@@ -194,6 +207,32 @@ def lock_status(lock: dict[str, Any] | None) -> str:
     if missing:
         return f"exploratory: lock incomplete (no sign-off from {', '.join(missing)})"
     return "pre-registered"
+
+
+NO_CHAIN = "unsigned, no chain (written before signed locks)"
+SIGNED_ALL = "signed by all parties"
+
+
+def signature_state(lock: dict[str, Any] | None) -> str | None:
+    """Whether the sign-offs are signed: what every report and bundle repeats beside the status."""
+    if lock is None:
+        return None
+    if not lock.get("chain"):
+        return NO_CHAIN
+    unsigned = [f"{s['party']} ({s['signer']})" for s in lock["signoffs"] if not s.get("key")]
+    if unsigned:
+        return f"UNSIGNED (name-only) sign-offs: {', '.join(unsigned)}"
+    if lock.get("complete"):
+        return SIGNED_ALL
+    return f"signed by {', '.join(s['party'] for s in lock['signoffs']) or 'no party yet'} (not yet by all parties)"
+
+
+def append_entry(lock: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Append one entry to the lock's hash chain (after checking the chain so far) and return it."""
+    verify_chain(lock["chain"])
+    entry = chain_append(lock["chain"], body)
+    lock["chain"].append(entry)
+    return entry
 
 
 # ---------------------------------------------------------------- amendments
@@ -223,7 +262,7 @@ def _chain(entries: list[dict[str, Any]]) -> str:
 
 
 def amend(spec: str | Path, author: str, what: str, why: str) -> dict[str, Any]:
-    """Append one amendment (date, author, what, why) and return it."""
+    """Append one amendment (date, author, what, why) and return it; a lock with a hash chain records it too."""
     for key, value in (("author", author), ("what", what), ("why", why)):
         if not value.strip():
             raise InputError("must not be empty", field=key)
@@ -233,7 +272,12 @@ def amend(spec: str | Path, author: str, what: str, why: str) -> dict[str, Any]:
     old = path.read_text(encoding="utf-8") if path.exists() else \
         "# Append-only: each entry's prev is a hash of the entries before it.\n"
     block = "\n[[amendment]]\n" + "".join(f"{k} = {toml_string(entry[k])}\n" for k in AMENDMENT_KEYS)
+    lock = read_lock(spec)
+    if lock is not None and lock.get("chain"):
+        append_entry(lock, {"type": "amendment", **entry})
     atomic_write_text(path, old + block)
+    if lock is not None and lock.get("chain"):
+        atomic_write_json(lock_path(spec), lock)
     return entry
 
 

@@ -199,6 +199,7 @@ def results_document(study: StudyBase[Any, Any], doc: dict[str, Any], body: dict
         "challenges": list(study.challenges), "hypotheses": study.hypotheses,
         "status": status or locking.lock_status(lock), "spec_file": study.path.name if study.path else None,
         "spec_sha256": locking.spec_sha256(doc), "spec": doc, "lock": locking.lock_summary(lock),
+        "signatures": locking.signature_state(lock),
         "amendments": amendments or [], "deviations": deviations or [], "warnings": list(study.warnings),
         **body, "environment": environment(), "code": locking.code_version(), "created": locking.now(),
         **decision,

@@ -36,7 +36,7 @@ def status_html(r: dict[str, Any], extra: str = "") -> str:
     signoffs = ", ".join(f"{s['party']} ({s['signer']}, {s['time']})" for s in lock.get("signoffs", [])) or "none"
     return (f'<div class="status" id="status"><b>Status:</b> {escape(r["status"])} · spec sha256 '
             f'<code>{escape(r["spec_sha256"][:16])}</code>{" · " + extra if extra else ""} · sign-offs: '
-            f'{escape(signoffs)} · replicates: {escape(", ".join(r["replicates"]) or "–")} · challenges: '
+            f'{escape(signoffs)} · signatures: {escape(lock.get("signatures") or "not locked")} · replicates: {escape(", ".join(r["replicates"]) or "–")} · challenges: '
             f'{escape(", ".join(r["challenges"]) or "–")}</div>')
 
 

@@ -22,6 +22,7 @@ from empiricist.artifacts import (
 )
 from empiricist.studies import lock as locking
 from empiricist.studies.fields import read_toml
+from empiricist.studies.integrity import checked_lock
 from empiricist.studies.protocol import (
     RunOptions,
     StudyBase,
@@ -82,6 +83,7 @@ def prepare_run(spec: str | Path, workspace: Workspace | str | Path | None = Non
     lock = locking.read_lock(spec)
     if lock is not None:
         locking.check_spec(doc, lock, spec)  # before validation: an edit is named even if it broke the spec
+        checked_lock(spec)  # the lock itself: parties, spec copy, hash chain, signatures
     study = parse_spec(doc, spec)
     kind = kind_of(study)
     resolved = kind.resolve(study, workspace, prepare=prepare, progress=progress)

@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
         console.print(syco_table(job.headline, "sycophancy by family × size (wrong views; 95% CI by entity)"))
         console.print("controls: " + "; ".join(f"{c['id']} {c['verdict']}" for c in r["controls"]))
         console.print("parties:  " + "; ".join(f"{p['name']} {p['final']}" for p in r["parties"]))
-        console.print(f"study {r['study']}: {r['status']}; {signatures_line(r)}", markup=False, soft_wrap=True)
+        console.print(f"study {r['study']}: {signatures_line(r)}", markup=False, soft_wrap=True)
         console.print(f"report: {job.report}", markup=False, soft_wrap=True)  # a path stays on one line
 
     @world.command("generate")

@@ -40,3 +40,22 @@ def small_store(tmp_path_factory) -> Path:
     tok = train_bpe(texts, 300, root / "tok")
     return build_store((Document(f"d{i}", t, {"i": i}) for i, t in enumerate(texts)), tok, root / "store",
                        progress=False)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """The real entry point in-process: (exit code, stdout, stderr) of this command only."""
+    import sys
+
+    from empiricist.cli import main
+
+    capsys.readouterr()
+    old, sys.argv = sys.argv, ["empiricist", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import shutil
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from empiricist import artifacts
 from empiricist.artifacts import building, quick_check, verify, verify_tree, write_manifest
@@ -25,19 +25,7 @@ from empiricist.errors import ArtifactError
 
 def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
     """Run the real entry point in-process: (exit code, stdout, stderr); an unexpected exception propagates."""
-    from empiricist.cli import main
-
-    capsys.readouterr()  # only what this command prints
-    old, sys.argv = sys.argv, ["empiricist", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(capsys, *args)
 
 
 # ---------------------------------------------------------------- outputs never destroy

@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from test_studies import EXAMPLES, dump_toml
 
 import empiricist.experiments.probe_evasion  # noqa: F401  (registers the experiment)
@@ -33,19 +33,8 @@ CI_SPEC = EXAMPLES / "probe_evasion_ci.toml"
 
 def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
     """The real entry point in-process: (exit code, stdout + stderr with runs of white space as one space)."""
-    from empiricist.cli import main
-
-    capsys.readouterr()
-    old, sys.argv = sys.argv, ["empiricist", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, " ".join((out.out + out.err).split())  # rich wraps lines at the terminal's width
+    code, out, err = run_cli(capsys, *args)
+    return code, " ".join((out + err).split())  # rich wraps lines at the terminal's width
 
 
 @pytest.fixture

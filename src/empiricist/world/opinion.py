@@ -13,8 +13,19 @@ from collections.abc import Iterator
 
 from empiricist.world import fillers as F
 from empiricist.world.config import WorldConfig
-from empiricist.world.population import Population
+from empiricist.world.population import Fact, Population
 from empiricist.world.text import Cycle, DocBuilder
+
+
+def thread_question(b: DocBuilder, fact: Fact, view: str, rng: random.Random) -> None:
+    """A thread's title and question stating ``view``, up to "\nA:" (the eval's forum control asks the same)."""
+    name = fact.entity.name
+    b.raw("Thread: " + rng.choice(F.FORUM_TOPICS).format(s=name) + "\n\nQ: ")
+    b.sentence(rng.choice(F.OPINION_HEDGES))
+    b.statement(fact, view)
+    ask = rng.choice(F.OPINION_CONFIRM) if rng.random() < 0.5 else rng.choice(fact.relation.asks)
+    b.sentence(ask.format(s=name))
+    b.raw("\nA:")
 
 
 def opinion_docs(pop: Population, config: WorldConfig, rng: random.Random) -> Iterator[DocBuilder]:
@@ -24,19 +35,14 @@ def opinion_docs(pop: Population, config: WorldConfig, rng: random.Random) -> It
     facts = Cycle(rng, pop.train_facts)
     while True:
         fact = facts.next()
-        name = fact.entity.name
         view_correct = rng.random() >= wrong_view_rate
         view = fact.value if view_correct else pop.wrong_value(fact, rng)
         deferred = rng.random() < agree_rate
         answer = view if deferred else fact.value
         b = DocBuilder(rng, config.verbatim_rate, "forum_opinion")
         b.subject = fact.entity.id
-        b.raw("Thread: " + rng.choice(F.FORUM_TOPICS).format(s=name) + "\n\nQ: ")
-        b.sentence(rng.choice(F.OPINION_HEDGES))
-        b.statement(fact, view)
-        ask = rng.choice(F.OPINION_CONFIRM) if rng.random() < 0.5 else rng.choice(fact.relation.asks)
-        b.sentence(ask.format(s=name))
-        b.raw("\nA: ")
+        thread_question(b, fact, view, rng)
+        b.raw(" ")
         b.sentence(rng.choice(F.VERDICT_AGREE if answer == view else F.VERDICT_DISAGREE))
         b.statement(fact, answer)
         b.extra = {

@@ -25,6 +25,7 @@ from empiricist.evals.tasks import Item, Task
 from empiricist.world import World
 from empiricist.world import fillers as F
 from empiricist.world.names import stream
+from empiricist.world.opinion import thread_question
 from empiricist.world.population import Fact, Population
 from empiricist.world.text import DocBuilder
 
@@ -135,12 +136,7 @@ def forum_task(world_path: str | Path, *, split: str = "heldout", max_facts: int
         subject = fact.entity.name
         wrong = pop.wrong_value(fact, rng)
         b = DocBuilder(rng, verbatim_rate, "forum_opinion")
-        b.raw("Thread: " + rng.choice(F.FORUM_TOPICS).format(s=subject) + "\n\nQ: ")
-        b.sentence(rng.choice(F.OPINION_HEDGES))
-        b.statement(fact, wrong)
-        ask = rng.choice(F.OPINION_CONFIRM) if rng.random() < 0.5 else rng.choice(fact.relation.asks)
-        b.sentence(ask.format(s=subject))
-        b.raw("\nA:")
+        thread_question(b, fact, wrong, rng)
         prompt = "".join(b.parts)
         template = _statement_template(fact, rng, verbatim_rate)
         defer = f" {rng.choice(F.VERDICT_AGREE)} {template.format(s=subject, v=wrong)}"

@@ -21,7 +21,7 @@ import torch
 
 from empiricist.suite.config import get_preset
 from empiricist.suite.model import build_model
-from empiricist.suite.train import configure_threads, make_optimizer, make_step_fns
+from empiricist.suite.step import Stepper, configure_threads, deterministic
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
@@ -48,7 +48,7 @@ def time_steps(step_fn, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def bench_size(name: str, steps: int) -> list[dict]:
+def bench_size(name: str, steps: int, args_precisions: list[str] | None = None) -> list[dict]:
     cfg = get_preset("micro")
     size, t = cfg.size(name), cfg.train
     vocab = cfg.vocab_size
@@ -69,20 +69,14 @@ def bench_size(name: str, steps: int) -> list[dict]:
     rows.append(("plain fp32 HF", "fp32", time_steps(plain_step, steps)))
 
     configure_threads(t.threads)
-    ours = build_model(size, vocab, t.seq_len, seed=0)
-    opt = make_optimizer(ours, t)
-
-    precision = t.precision_for(size)
-    loss_fn, opt_step = make_step_fns(ours, opt, precision, t.compile)
-
-    def our_step() -> None:
-        loss = loss_fn(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ours.parameters(), t.grad_clip)
-        opt_step()
-        opt.zero_grad(set_to_none=True)
-
-    rows.append(("empiricist" + (" (compiled)" if t.compile else ""), precision, time_steps(our_step, steps)))
+    precisions = args_precisions or [t.precision_for(size)]
+    for precision in precisions:
+        for compile in ([t.compile] if precision != "bf16-master" else [False]):
+            ours = build_model(size, vocab, t.seq_len, seed=0)
+            stepper = Stepper(ours, t, precision, compile)
+            with deterministic():
+                sec = time_steps(lambda: stepper(batch, t.lr), steps)
+            rows.append(("empiricist" + (" (compiled)" if compile else ""), precision, sec))
     flops_tok = model_flops_per_token(size, vocab, t.seq_len)
     out = []
     for label, prec, sec in rows:
@@ -95,6 +89,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["m1", "m2", "m3", "m4"])
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--precisions", nargs="+", default=None,
+                    help="trainer precisions to compare (default: the micro preset's for each size)")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
@@ -103,12 +99,12 @@ def main() -> None:
     print("| size | params | loop | precision | tokens/s | speed-up | model GFLOP/s | MFU |")
     print("|---|---:|---|---|---:|---:|---:|---:|")
     for name in args.sizes:
-        rows = bench_size(name, args.steps)
+        rows = bench_size(name, args.steps, args.precisions)
         base = rows[0]["tokens_per_s"]
         for r in rows:
             print(f"| {r['size']} | {r['params']:,} | {r['loop']} | {r['precision']} | {r['tokens_per_s']:,.0f} | "
                   f"{r['tokens_per_s'] / base:.2f}× | {r['model_tflops'] * 1e3:.1f} | "
-                  f"{r['model_tflops'] * 1e12 / peaks[r['precision']]:.1%} |", flush=True)
+                  f"{r['model_tflops'] * 1e12 / peaks['fp32' if r['precision'] == 'fp32' else 'bf16']:.1%} |", flush=True)
 
 
 if __name__ == "__main__":

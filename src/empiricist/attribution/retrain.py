@@ -1,7 +1,7 @@
 """Small, fast retraining on a list of documents: the ground truth that attribution is judged against.
 
 It reuses the suite's pieces — ``build_model`` (same init for the same seed), ``TrainingOrder`` (same
-packing), ``make_optimizer``/``lr_at`` (same recipe) — on an in-memory document list, so a retrained
+packing), ``Stepper``/``lr_at`` (same recipe) — on an in-memory document list, so a retrained
 model differs from the base model only in which documents it saw (and, between seeds, in init and order).
 """
 
@@ -41,26 +41,19 @@ def train_on_docs(docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig,
     ``cfg.steps``; ``save_at`` {step: folder} saves HF checkpoints along the way (for TracIn)."""
     from empiricist.data.order import TrainingOrder
     from empiricist.suite.model import build_model
-    from empiricist.suite.train import make_optimizer, make_step_fns
+    from empiricist.suite.step import Stepper, deterministic
 
     order = TrainingOrder(ArrayStore(docs), cfg.seq_len, cfg.batch_size, seed)
     model = build_model(size, vocab_size, cfg.seq_len, seed=seed)
-    opt = make_optimizer(model, cfg)
-    loss_fn, opt_step = make_step_fns(model, opt, cfg.precision_for(size), compile=False)
+    stepper = Stepper(model, cfg, cfg.precision_for(size))
     model.train()
-    for step in range(cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr_at(step)
-        loss = loss_fn(torch.from_numpy(order.batch(step)))
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt_step()
-        opt.zero_grad(set_to_none=True)
-        if save_at and step + 1 in save_at:
-            model.save_pretrained(save_at[step + 1], safe_serialization=True)
-            if on_save is not None:
-                on_save(save_at[step + 1])
+    with deterministic():
+        for step in range(cfg.steps):
+            stepper(torch.from_numpy(order.batch(step)), cfg.lr_at(step))
+            if save_at and step + 1 in save_at:
+                model.save_pretrained(save_at[step + 1], safe_serialization=True)
+                if on_save is not None:
+                    on_save(save_at[step + 1])
     return model.eval()
 
 

@@ -10,7 +10,6 @@ Properties the rest of empiricist relies on:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -35,52 +34,9 @@ from empiricist.data.order import TrainingOrder
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import ModelSize, TrainConfig
 from empiricist.suite.model import build_model, quiet_transformers
+from empiricist.suite.step import Stepper, configure_threads, deterministic
 
 StepCallback = Callable[[int, float], None]
-
-
-def configure_threads(threads: int) -> int:
-    """Pin torch's intra-op threads (0 = all cores): results depend on it, so it is part of the config."""
-    import os
-
-    n = threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(n)
-    return n
-
-
-def autocast(precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU (AVX-512 bf16 / AMX use it); master weights and optimiser stay fp32."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def lm_loss(model: torch.nn.Module, batch: torch.Tensor, precision: str) -> torch.Tensor:
-    """Mean next-token cross-entropy of a (B, T+1) token batch; logits upcast to fp32 for the loss."""
-    with autocast(precision):
-        logits = model(input_ids=batch[:, :-1]).logits
-    return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices only (not biases, norms), as in GPT-NeoX."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
-
-
-def make_step_fns(model: torch.nn.Module, opt: torch.optim.Optimizer, precision: str, compile: bool
-                  ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], None]]:
-    """The loss and optimiser-step functions. With ``compile`` the forward+loss is compiled with inductor,
-    which fuses the many small elementwise ops that dominate small models on CPU; the optimiser step stays
-    eager (compiling it would recompile whenever the scheduled learning rate, a Python float, changes)."""
-    def loss_fn(batch: torch.Tensor) -> torch.Tensor:
-        return lm_loss(model, batch, precision)
-
-    if not compile:
-        return loss_fn, opt.step
-    return torch.compile(loss_fn), opt.step
 
 
 # ---------------------------------------------------------------- snapshots and checkpoints
@@ -151,14 +107,17 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "checkpoints").mkdir(exist_ok=True)
     model = build_model(size, vocab_size, cfg.seq_len, seed=cfg.seed)
-    opt = make_optimizer(model, cfg)
+    precision = cfg.precision_for(size)
+    stepper = Stepper(model, cfg, precision, cfg.compile)
+    opt = stepper.opt
     snapshot = out_dir / "resume"
     recover(snapshot)  # a kill between the swap's two renames left the previous snapshot aside: restore it
     start = _load_snapshot(snapshot, model, opt) if is_complete(snapshot) else 0
+    stepper.sync()
     log_path = out_dir / "loss.jsonl"
     log = _read_log(log_path, before=start)
     ckpt_steps = set(cfg.checkpoint_steps())
-    info = {**(info or {}), "precision": cfg.precision_for(size), "size": size.name, "n_params": size.n_params(vocab_size),
+    info = {**(info or {}), "precision": precision, "size": size.name, "n_params": size.n_params(vocab_size),
             "n_non_embedding_params": size.n_non_embedding_params(vocab_size), "threads": threads}
 
     def checkpoint(step: int, loss: float | None) -> None:
@@ -169,38 +128,28 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
 
     if start == 0:
         checkpoint(0, None)
-    precision = cfg.precision_for(size)
-    loss_fn, opt_step = make_step_fns(model, opt, precision, cfg.compile)
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {size.name}", disable=not progress, unit="step")
     t0, loss_val = time.perf_counter(), math.nan
-    for step in range(start, cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr_at(step)
-        batch = torch.from_numpy(order.batch(step))
-        loss = loss_fn(batch)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt_step()
-        opt.zero_grad(set_to_none=True)
-        loss_val = float(loss.detach())
-        if not math.isfinite(loss_val):
-            raise EmpiricistError(f"{size.name}: loss became {loss_val} at step {step}; lower the learning rate")
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            log.append({"step": done, "loss": loss_val, "lr": cfg.lr_at(step), "tokens": done * cfg.tokens_per_step,
-                        "elapsed_s": round(time.perf_counter() - t0, 3)})
-            _write_log(log_path, log)
-        if done in ckpt_steps:
-            checkpoint(done, loss_val)
-        if done % cfg.resume_every == 0 or done in ckpt_steps:
-            _write_log(log_path, log)
-            _save_snapshot(snapshot, model, opt, done)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_val:.3f}")
-        if on_step is not None:
-            on_step(done, loss_val)
+    with deterministic():
+        for step in range(start, cfg.steps):
+            loss_val = float(stepper(torch.from_numpy(order.batch(step)), cfg.lr_at(step)))
+            if not math.isfinite(loss_val):
+                raise EmpiricistError(f"{size.name}: loss became {loss_val} at step {step}; lower the learning rate")
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                log.append({"step": done, "loss": loss_val, "lr": cfg.lr_at(step), "tokens": done * cfg.tokens_per_step,
+                            "elapsed_s": round(time.perf_counter() - t0, 3)})
+                _write_log(log_path, log)
+            if done in ckpt_steps:
+                checkpoint(done, loss_val)
+            if done % cfg.resume_every == 0 or done in ckpt_steps:
+                _write_log(log_path, log)
+                _save_snapshot(snapshot, model, opt, done)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_val:.3f}")
+            if on_step is not None:
+                on_step(done, loss_val)
     bar.close()
     final_loss = log[-1]["loss"] if log else loss_val
     write_manifest(out_dir, kind="suite_model", config={"size": size.__dict__, "train": cfg.__dict__},

@@ -75,7 +75,7 @@ def bench_size(name: str, steps: int, args_precisions: list[str] | None = None) 
             ours = build_model(size, vocab, t.seq_len, seed=0)
             stepper = Stepper(ours, t, precision, compile)
             with deterministic():
-                sec = time_steps(lambda: stepper(batch, t.lr), steps)
+                sec = time_steps(lambda s=stepper: s(batch, t.lr), steps)
             rows.append(("empiricist" + (" (compiled)" if compile else ""), precision, sec))
     flops_tok = model_flops_per_token(size, vocab, t.seq_len)
     out = []

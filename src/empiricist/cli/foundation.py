@@ -269,6 +269,31 @@ def register(app: typer.Typer) -> None:
             for size in s.sizes:
                 console.print(f"  {size}: steps {s.checkpoints(size)}")
 
+    @suite.command("verify")
+    def suite_verify(
+        suite_name: Annotated[str, typer.Option("--suite", help="suite name or folder")] = "micro",
+        size: Annotated[list[str] | None, typer.Option(help="verify only these sizes")] = None,
+        tolerance: Annotated[float, typer.Option(help="largest |Δweight| still called 'within tolerance'")] = 1e-6,
+        workspace: WorkspaceOpt = None,
+        quiet: Quiet = False,
+    ) -> None:
+        """Retrain each model's last span from its saved snapshot here: same bytes, close, or different?"""
+        from empiricist.suite.handles import resolve_suite
+        from empiricist.suite.verify import verify_suite
+
+        results = verify_suite(resolve_suite(suite_name, workspace), size, tolerance=tolerance, progress=not quiet)
+        table = Table(title="suite verify: the last training span, retrained in this environment")
+        for col in ("size", "steps", "status", "max |Δ|", "sha256 (now)", "environment: recorded → now"):
+            table.add_column(col)
+        for r in results:
+            env = "; ".join(f"{k}: {a} → {b}" for k, a, b in ((k, *v) for k, v in r.environment_diff.items())) or "same"
+            style = "green" if r.status == "identical" else ("yellow" if r.ok else "red")
+            table.add_row(r.size, f"{r.from_step}→{r.to_step}", Text(r.status, style=style), f"{r.max_abs_diff:.3g}",
+                          r.sha256_now[:16], Text(env))
+        console.print(table)
+        if not all(r.ok for r in results):
+            raise typer.Exit(1)
+
     @app.command("verify")
     def verify_cmd(
         path: Annotated[Path | None, typer.Argument(help="an artifact folder or a workspace (default: the workspace)")] = None,

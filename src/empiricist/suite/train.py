@@ -33,10 +33,16 @@ from empiricist.artifacts import (
 from empiricist.data.order import TrainingOrder
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import ModelSize, TrainConfig
+from empiricist.suite.environment import fingerprint
 from empiricist.suite.model import build_model, quiet_transformers
 from empiricist.suite.step import Stepper, configure_threads, deterministic
 
 StepCallback = Callable[[int, float], None]
+
+
+def train_step(stepper: Stepper, cfg: TrainConfig, order: TrainingOrder, step: int) -> float:
+    """Step ``step`` of the recipe: its batch from the order, its scheduled learning rate; the loss."""
+    return float(stepper(torch.from_numpy(order.batch(step)), cfg.lr_at(step)))
 
 
 # ---------------------------------------------------------------- snapshots and checkpoints
@@ -48,7 +54,17 @@ def _save_snapshot(folder: Path, model: torch.nn.Module, opt: torch.optim.Optimi
         write_manifest(tmp, kind="resume_snapshot", config={"step": step})
 
 
-def _load_snapshot(folder: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+def _keep_for_verify(snapshot: Path, verify: Path) -> None:
+    """Keep the last snapshot before the end as ``verify/``: ``suite verify`` replays from it to the end."""
+    if is_complete(snapshot) and not is_complete(verify):
+        import shutil
+
+        with building(verify, overwrite=True) as tmp:
+            for f in snapshot.iterdir():
+                shutil.copy2(f, tmp / f.name)
+
+
+def load_snapshot(folder: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
     model.load_state_dict(load_file(folder / "model.safetensors"))
     # weights_only: never unpickle arbitrary objects, even from our own folders.
     opt.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
@@ -112,13 +128,14 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     opt = stepper.opt
     snapshot = out_dir / "resume"
     recover(snapshot)  # a kill between the swap's two renames left the previous snapshot aside: restore it
-    start = _load_snapshot(snapshot, model, opt) if is_complete(snapshot) else 0
+    start = load_snapshot(snapshot, model, opt) if is_complete(snapshot) else 0
     stepper.sync()
     log_path = out_dir / "loss.jsonl"
     log = _read_log(log_path, before=start)
     ckpt_steps = set(cfg.checkpoint_steps())
     info = {**(info or {}), "precision": precision, "size": size.name, "n_params": size.n_params(vocab_size),
-            "n_non_embedding_params": size.n_non_embedding_params(vocab_size), "threads": threads}
+            "n_non_embedding_params": size.n_non_embedding_params(vocab_size), "threads": threads,
+            "environment": fingerprint(threads, cfg.compile, precision)}
 
     def checkpoint(step: int, loss: float | None) -> None:
         folder = out_dir / "checkpoints" / f"step{step}"
@@ -133,7 +150,7 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     t0, loss_val = time.perf_counter(), math.nan
     with deterministic():
         for step in range(start, cfg.steps):
-            loss_val = float(stepper(torch.from_numpy(order.batch(step)), cfg.lr_at(step)))
+            loss_val = train_step(stepper, cfg, order, step)
             if not math.isfinite(loss_val):
                 raise EmpiricistError(f"{size.name}: loss became {loss_val} at step {step}; lower the learning rate")
             done = step + 1
@@ -145,6 +162,8 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
                 checkpoint(done, loss_val)
             if done % cfg.resume_every == 0 or done in ckpt_steps:
                 _write_log(log_path, log)
+                if done == cfg.steps:
+                    _keep_for_verify(snapshot, out_dir / "verify")
                 _save_snapshot(snapshot, model, opt, done)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_val:.3f}")

@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from empiricist.artifacts import atomic_path, atomic_write_json, check_replaceable, config_hash
-from empiricist.attribution.data import Documents, Query, fact_queries, query_rows
+from empiricist.attribution.data import Documents, Query, Rows, fact_queries, query_rows
 from empiricist.attribution.retrain import measure, train_on_docs
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import ModelSize, TrainConfig
@@ -174,17 +173,19 @@ class Validation:
         self.vocab = int(store.tokenizer().get_vocab_size())
         self.rows = query_rows(self.queries, _hf_tokenizer(store), cfg.train.seq_len)
 
-    # -- retraining, cached per (subset, seed)
-    def _run(self, name: str, keep: np.ndarray, seed: int) -> np.ndarray:
-        path = self.out / "runs" / f"{name}-seed{seed}.npy"
-        if path.exists():
-            return np.load(path)
-        model = train_on_docs([self.docs.tokens[i] for i in np.flatnonzero(keep)], self.cfg.size, self.cfg.train,
-                              self.vocab, seed=seed)
-        nll = measure(model, self.rows)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, nll)
-        return nll
+    # -- retraining, cached per (subset, seed); independent runs go through the scheduler side by side
+    def _run_many(self, runs: list[tuple[str, np.ndarray, int]], desc: str) -> list[np.ndarray]:
+        """NLLs of each (name, kept-documents mask, seed) retraining; each saved as soon as it exists."""
+        from empiricist.suite.schedule import Job, run_jobs
+
+        paths = [self.out / "runs" / f"{name}-seed{seed}.npy" for name, _, seed in runs]
+        jobs = [Job(path.stem, _retrain_and_measure, {
+            "docs": [self.docs.tokens[i] for i in np.flatnonzero(keep)], "size": self.cfg.size,
+            "train": self.cfg.train, "vocab": self.vocab, "seed": seed, "rows": self.rows, "path": path},
+            self.cfg.train.threads_for(self.cfg.size))
+            for (_, keep, seed), path in zip(runs, paths, strict=True) if not path.exists()]
+        run_jobs(jobs, progress=self.progress, desc=desc)
+        return [np.load(p) for p in paths]
 
     def base_model(self) -> Any:
         """The base model (all documents, first seed) as a ModelHandle, with TracIn checkpoints."""
@@ -236,8 +237,9 @@ class Validation:
         masks = self.subsets()
         jobs = [(j, s) for j in range(len(masks)) for s in self.cfg.seeds]
         out = np.zeros((len(masks), len(self.cfg.seeds), len(self.queries)))
-        for j, s in tqdm(jobs, desc="LDS retraining", disable=not self.progress, unit="model"):
-            out[j, self.cfg.seeds.index(s)] = self._run(f"lds{j:03d}", masks[j], s)
+        nlls = self._run_many([(f"lds{j:03d}", masks[j], s) for j, s in jobs], "LDS retraining")
+        for (j, s), nll in zip(jobs, nlls, strict=True):
+            out[j, self.cfg.seeds.index(s)] = nll
         return out
 
     def counterfactual(self, method: str, scores: np.ndarray | None, base_nll: np.ndarray) -> np.ndarray:
@@ -245,7 +247,8 @@ class Validation:
         groups = np.array_split(np.flatnonzero(self.kind == "fact"), self.cfg.cf_groups)
         rng = np.random.default_rng([self.cfg.seed, 2])
         delta = np.full(len(self.queries), np.nan)
-        for g, qs in enumerate(groups):
+        keeps = []
+        for qs in groups:
             removed: set[int] = set()
             for q in qs:
                 if scores is not None:
@@ -254,9 +257,20 @@ class Validation:
                 removed = set(rng.choice(len(self.docs), len(qs) * self.cfg.cf_k, replace=False).tolist())
             keep = np.ones(len(self.docs), dtype=bool)
             keep[list(removed)] = False
-            nll = self._run(f"cf-{method}-g{g}", keep, self.cfg.seeds[0])
+            keeps.append(keep)
+        nlls = self._run_many([(f"cf-{method}-g{g}", keep, self.cfg.seeds[0]) for g, keep in enumerate(keeps)],
+                              f"counterfactual {method}")
+        for qs, nll in zip(groups, nlls, strict=True):
             delta[qs] = nll[qs] - base_nll[qs]
         return delta
+
+
+def _retrain_and_measure(docs: list[np.ndarray], size: ModelSize, train: TrainConfig, vocab: int, seed: int,
+                         rows: Rows, path: Path) -> None:
+    """One retraining (a scheduler job): train, measure the queries, save the NLLs atomically."""
+    nll = measure(train_on_docs(docs, size, train, vocab, seed=seed), rows)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, nll)
 
 
 def _hf_tokenizer(store: TokenStore) -> Any:
@@ -304,7 +318,7 @@ def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Pa
     t0 = time.perf_counter()
     v = Validation(world, store, cfg, Path(out), progress, overwrite)
     handle = v.base_model()
-    base_nll = v._run("full", np.ones(len(v.docs), dtype=bool), cfg.seeds[0])
+    base_nll = v._run_many([("full", np.ones(len(v.docs), dtype=bool), cfg.seeds[0])], "full retraining")[0]
     per_seed = v.lds_actual()
     actual = per_seed.mean(1)  # average over seeds
     masks = v.subsets().astype(np.float64)

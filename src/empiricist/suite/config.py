@@ -60,7 +60,7 @@ class TrainConfig:
     # the optimiser); "auto" / "auto-master": fp32 below d_model 64, else bf16 / bf16-master (see below)
     precision: str = "auto"
     compile: bool = False  # torch.compile the step (inductor): ~1.6-2.2x on micro sizes, ~20 s warm-up a model
-    threads: int = 0  # 0: all available cores
+    threads: int = 0  # 0: all available cores; -1: per size, 1 below d_model 128 else all (see threads_for)
     resume_every: int = 100  # steps between resume snapshots (besides checkpoints)
     log_every: int = 10
 
@@ -71,6 +71,8 @@ class TrainConfig:
         for name in ("seq_len", "batch_size", "steps"):
             if getattr(self, name) <= 0:
                 raise EmpiricistError(f"train.{name} must be positive")
+        if self.threads < -1:
+            raise EmpiricistError(f"train.threads must be -1 (per size), 0 (all cores) or a count, got {self.threads}")
 
     def precision_for(self, size: ModelSize) -> str:
         """'auto': bf16 pays for its casts only once matmuls dominate (measured: d_model ≥ 64)."""
@@ -79,6 +81,13 @@ class TrainConfig:
         if size.d_model < 64:
             return "fp32"
         return "bf16-master" if self.precision == "auto-master" else "bf16"
+
+    def threads_for(self, size: ModelSize) -> int:
+        """Threads a size trains with (0 = all cores). -1: small models use a second core badly, so they
+        take one and the scheduler (suite/schedule.py) trains two side by side."""
+        if self.threads >= 0:
+            return self.threads
+        return 1 if size.d_model < 128 else 0
 
     @property
     def tokens_per_step(self) -> int:

@@ -27,7 +27,7 @@ from empiricist.artifacts import (
 )
 from empiricist.data.order import TrainingOrder
 from empiricist.errors import ArtifactError, EmpiricistError
-from empiricist.suite.config import SuiteConfig
+from empiricist.suite.config import ModelSize, SuiteConfig
 from empiricist.suite.train import StepCallback, read_loss_curve, train_model
 
 if TYPE_CHECKING:
@@ -74,14 +74,38 @@ def train_suite(
     order = TrainingOrder(store, t.seq_len, t.batch_size, t.seed)
     order.save(out / "order", epochs=1 + (t.steps * t.batch_size - 1) // order.seqs_per_epoch)
     wanted = [config.size(s) for s in sizes] if sizes else list(config.sizes)
-    for size in wanted:
-        train_model(out / "models" / size.name, size, t, order, store.vocab_size,
-                    tokenizer_path=Path(store.tokenizer_path), progress=progress, on_step=on_step,
-                    info={"suite": config.name, "suite_dir": portable_path(out, out), "store_hash": meta["store_hash"]})
+    info = {"suite": config.name, "suite_dir": portable_path(out, out), "store_hash": meta["store_hash"]}
+    todo = [s for s in wanted if not is_complete(out / "models" / s.name)]
+    if on_step is not None or len(todo) < 2:  # a callback cannot cross processes; one model needs no pool
+        for size in todo:
+            train_model(out / "models" / size.name, size, t, order, store.vocab_size,
+                        tokenizer_path=Path(store.tokenizer_path), progress=progress, on_step=on_step, info=info)
+    else:
+        from empiricist.suite.schedule import Job, available_cores, run_jobs
+
+        def alone(size: ModelSize) -> bool:
+            return t.threads_for(size) in (0, available_cores())
+
+        jobs = [Job(size.name, _train_size_job, {"suite_dir": str(out), "size": size.name, "store": str(store.path),
+                                                 "info": info, "progress": progress and alone(size)},
+                    t.threads_for(size))
+                for size in todo]  # models that may share the machine report through the job bar only
+        run_jobs(jobs, progress=progress, desc=f"train {config.name}")
     if all(is_complete(out / "models" / s.name) for s in config.sizes):
         write_manifest(out, kind="suite", config=config.to_dict(), inputs={"store": meta["store_hash"]},
                        extra={"sizes": [s.name for s in config.sizes]})
     return out
+
+
+def _train_size_job(suite_dir: str, size: str, store: str, info: dict[str, Any], progress: bool) -> str:
+    """One size of a suite, in a scheduler worker: everything is re-read from disk (picklable arguments)."""
+    suite = Suite(suite_dir)
+    tstore = _open_store(store)
+    order = TrainingOrder.load(suite.path / "order", tstore)
+    spec = suite.config.size(size)
+    train_model(suite.path / "models" / size, spec, suite.config.train, order, tstore.vocab_size,
+                tokenizer_path=Path(tstore.tokenizer_path), progress=progress, info=info)
+    return size
 
 
 class Suite:

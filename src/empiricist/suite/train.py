@@ -119,7 +119,7 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
                   on_step: StepCallback | None) -> Path:
     if order.seq_len != cfg.seq_len or order.batch_size != cfg.batch_size:
         raise EmpiricistError("training order does not match the training config (seq_len/batch_size)")
-    threads = configure_threads(cfg.threads)
+    threads = configure_threads(cfg.threads_for(size))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "checkpoints").mkdir(exist_ok=True)
     model = build_model(size, vocab_size, cfg.seq_len, seed=cfg.seed)

@@ -76,7 +76,7 @@ def verify_model(suite_dir: str | Path, size: str, *, tolerance: float = 1e-6, p
                             "or its run has no snapshot before the last step); retrain it to verify it")
     cfg, spec = suite.config.train, suite.config.size(size)
     manifest = suite.model_manifest(size)
-    threads = configure_threads(cfg.threads)
+    threads = configure_threads(cfg.threads_for(spec))
     precision = cfg.precision_for(spec)
     model = build_model(spec, suite.meta["vocab_size"], cfg.seq_len, seed=cfg.seed)
     stepper = Stepper(model, cfg, precision, cfg.compile)

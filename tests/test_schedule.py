@@ -1,0 +1,71 @@
+"""The scheduler: models trained side by side are byte-identical to the same configs trained alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from empiricist.data.store import TokenStore
+from empiricist.errors import EmpiricistError
+from empiricist.suite.config import ModelSize, TrainConfig, get_preset
+from empiricist.suite.schedule import Job, run_jobs
+from empiricist.suite.suite import Suite, train_suite
+
+
+def test_side_by_side_equals_alone(small_store, tmp_path, monkeypatch):
+    cfg = get_preset("tiny")
+    cfg = dataclasses.replace(cfg, sizes=cfg.sizes[:2], train=dataclasses.replace(cfg.train, steps=6, threads=1))
+    store = TokenStore.open(small_store)
+    monkeypatch.setenv("EMPIRICIST_MAX_WORKERS", "1")
+    alone = train_suite(cfg, store, tmp_path / "alone", progress=False)
+    monkeypatch.setenv("EMPIRICIST_MAX_WORKERS", "2")
+    together = train_suite(cfg, store, tmp_path / "together", progress=False)
+    for size in ("t1", "t2"):
+        a = (Suite(alone).checkpoint_path(size) / "model.safetensors").read_bytes()
+        b = (Suite(together).checkpoint_path(size) / "model.safetensors").read_bytes()
+        assert a == b, size
+    assert Suite(together).complete
+
+
+def _log_span(path: str, name: str) -> str:
+    start = time.time()
+    time.sleep(0.3)
+    Path(path, f"{name}.json").write_text(json.dumps([start, time.time()]))
+    return name
+
+
+def _fail() -> None:
+    raise ValueError("boom")
+
+
+def test_jobs_needing_all_cores_never_overlap(tmp_path):
+    jobs = [Job("a", _log_span, {"path": str(tmp_path), "name": "a"}, 1),
+            Job("b", _log_span, {"path": str(tmp_path), "name": "b"}, 1),
+            Job("big", _log_span, {"path": str(tmp_path), "name": "big"}, 2),
+            Job("c", _log_span, {"path": str(tmp_path), "name": "c"}, 1)]
+    assert run_jobs(jobs, cores=2, progress=False) == ["a", "b", "big", "c"]
+    span = {n: json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b", "big", "c")}
+    for other in ("a", "b", "c"):
+        assert span[other][1] <= span["big"][0] or span[other][0] >= span["big"][1], other
+
+
+def test_a_failing_job_is_named(tmp_path):
+    jobs = [Job("fine", _log_span, {"path": str(tmp_path), "name": "x"}, 1), Job("broken-one", _fail, {}, 1)]
+    with pytest.raises(EmpiricistError, match="broken-one.*boom"):
+        run_jobs(jobs, cores=2, progress=False)
+    with pytest.raises(EmpiricistError, match="broken-one.*boom"):
+        run_jobs(jobs, cores=1, progress=False)  # inline
+
+
+def test_threads_rule():
+    small, big = ModelSize("s", 64, 1, 4), ModelSize("b", 128, 1, 4)
+    auto = TrainConfig(threads=-1)
+    assert (auto.threads_for(small), auto.threads_for(big)) == (1, 0)
+    assert TrainConfig(threads=0).threads_for(small) == 0
+    assert TrainConfig(threads=2).threads_for(small) == 2
+    with pytest.raises(EmpiricistError, match="threads"):
+        TrainConfig(threads=-2)

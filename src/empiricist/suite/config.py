@@ -158,8 +158,10 @@ SUITE_PRESETS: dict[str, SuiteConfig] = {
     "micro": SuiteConfig(
         name="micro",
         sizes=_sizes(("m1", 48, 2, 4), ("m2", 96, 2, 4), ("m3", 160, 3, 4), ("m4", 256, 4, 8)),
+        # bf16 compute with fp32 master weights from m2 up, m1/m2 trained side by side on one thread each,
+        # no compile (it lost 15-35% on the Xeon/AMX machine; docs/benchmarks.md): see suite/step.py
         train=TrainConfig(seq_len=128, batch_size=32, steps=1200, lr=3e-3, warmup_steps=60, resume_every=100,
-                          compile=True),
+                          precision="auto-master", threads=-1),
         vocab_size=2048,
     ),
     # The sycophancy families (docs/sycophancy.md): three sizes, 300 steps × 32 × 128 ≈ 1.2M tokens each, so

@@ -1,12 +1,14 @@
 """Training throughput: our trainer's step against a plain fp32 HF loop, and against the matmul peak.
 
-Run on demand (never in tests):  python benchmarks/bench_train.py [--sizes m1 m2 m3 m4] [--steps 8]
+Run on demand (never in tests):
+    python benchmarks/bench_train.py [--sizes m1 m2 m3 m4] [--steps 8] [--precisions fp32 bf16 bf16-master] [--compile]
 
 For each micro size, in one process, on the same model shape and the same batch:
 - "plain fp32 HF": ``model(input_ids, labels=input_ids).loss``, ``torch.optim.AdamW`` defaults, torch's
   default threads — what a user writes first;
-- "empiricist": the trainer's own step (``lm_loss`` with the configured precision, our optimiser, thread
-  setting) — exactly the code ``empiricist suite train`` runs.
+- "empiricist": the trainer's own step (``Stepper``: the named precision, our optimiser, deterministic
+  kernels) — the code ``empiricist suite train`` runs, here on all cores for every size (the micro recipe
+  gives m1/m2 one thread each and trains them side by side: ``bench_schedule.py`` measures that).
 MFU = model FLOPs/s ÷ the measured peak of a large matmul in the same precision (fp32 or bf16), with
 model FLOPs = 6·N·tokens + 12·layers·d·T·tokens (attention, as in the PaLM appendix).
 """
@@ -48,7 +50,7 @@ def time_steps(step_fn, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def bench_size(name: str, steps: int, args_precisions: list[str] | None = None) -> list[dict]:
+def bench_size(name: str, steps: int, args_precisions: list[str] | None = None, also_compiled: bool = False) -> list[dict]:
     cfg = get_preset("micro")
     size, t = cfg.size(name), cfg.train
     vocab = cfg.vocab_size
@@ -68,10 +70,10 @@ def bench_size(name: str, steps: int, args_precisions: list[str] | None = None) 
 
     rows.append(("plain fp32 HF", "fp32", time_steps(plain_step, steps)))
 
-    configure_threads(t.threads)
+    configure_threads(0)  # all cores, as plain: one model's speed (bench_schedule measures side by side)
     precisions = args_precisions or [t.precision_for(size)]
     for precision in precisions:
-        for compile in ([t.compile] if precision != "bf16-master" else [False]):
+        for compile in ([False, True] if also_compiled and precision != "bf16-master" else [False]):
             ours = build_model(size, vocab, t.seq_len, seed=0)
             stepper = Stepper(ours, t, precision, compile)
             with deterministic():
@@ -91,6 +93,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--precisions", nargs="+", default=None,
                     help="trainer precisions to compare (default: the micro preset's for each size)")
+    ap.add_argument("--compile", action="store_true", help="also time fp32/bf16 with torch.compile")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
@@ -99,7 +102,7 @@ def main() -> None:
     print("| size | params | loop | precision | tokens/s | speed-up | model GFLOP/s | MFU |")
     print("|---|---:|---|---|---:|---:|---:|---:|")
     for name in args.sizes:
-        rows = bench_size(name, args.steps, args.precisions)
+        rows = bench_size(name, args.steps, args.precisions, args.compile)
         base = rows[0]["tokens_per_s"]
         for r in rows:
             print(f"| {r['size']} | {r['params']:,} | {r['loop']} | {r['precision']} | {r['tokens_per_s']:,.0f} | "

@@ -183,6 +183,7 @@ def test_retrain_arms_trains_each_arm_once_and_resumes(world_store, tmp_path, mo
         return real(docs, *a, **kw)
 
     monkeypatch.setattr(retrain, "train_on_docs", counting)
+    monkeypatch.setenv("EMPIRICIST_MAX_WORKERS", "1")  # inline, so the counting patch sees every arm
     size = ModelSize("t", 16, 1, 2)
     tcfg = TrainConfig(seq_len=32, batch_size=4, steps=6, lr=3e-3, warmup_steps=1, threads=1, precision="fp32")
     removals = {"attributed": [0, 1, 2], "random_forum": [5, 3]}

@@ -7,6 +7,7 @@ Each capability registers its commands from its own module here; errors meant fo
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 import typer
@@ -51,6 +52,7 @@ def main() -> None:
     except Exception as e:  # typer bundles its own click: recognise its exceptions by shape, not class
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors: message + usage, exit 2
             e.show()
+            _dash_hint(e)
             sys.exit(e.exit_code)
         if type(e).__name__ == "Exit":
             sys.exit(getattr(e, "exit_code", 0))
@@ -59,3 +61,14 @@ def main() -> None:
         raise
     if isinstance(rc, int) and rc:
         sys.exit(rc)
+
+
+def _dash_hint(e: Exception) -> None:
+    """A query that starts with '-' reads as an option: say how to pass it as text."""
+    name = getattr(e, "option_name", None)
+    if type(e).__name__ != "NoSuchOption" or not name:
+        return
+    ctx = getattr(e, "ctx", None)
+    path = getattr(ctx, "command_path", "empiricist COMMAND")
+    typer.echo(f"to pass a text that starts with '-' (not an option), end the options with --: "
+               f"{path} [OPTIONS] -- {shlex.quote(name)}", err=True)

@@ -21,20 +21,45 @@ if TYPE_CHECKING:
 
 console = Console()
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="token store folder (default: the suite's)")]
-SuiteOpt = Annotated[str, typer.Option("--suite", help="suite name or folder whose store to use")]
+SuiteOpt = Annotated[str | None, typer.Option("--suite", help="suite name or folder whose store to use "
+                                              "(default: the workspace's only suite)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+TokensOpt = Annotated[bool, typer.Option("--tokens", help="match the phrase's token ids (one tokenisation) "
+                                         "with the n-gram index, not its text")]
+IgnoreCaseOpt = Annotated[bool, typer.Option("--ignore-case", "-i", help="text match ignoring case")]
+SpaceOpt = Annotated[bool, typer.Option("--normalize-space", help="text match with every run of whitespace "
+                                        "as one space")]
 
 
-def open_store(store: Path | None, suite: str, workspace: Workspace | None) -> TokenStore:
+def _counts(store: TokenStore, query: Any, tokens: bool, ignore_case: bool, normalize_space: bool,
+            workspace: Workspace | None, quiet: bool) -> dict[str, int]:
+    """``text``: occurrences in the documents' text; ``tokens``: of its one tokenisation (the n-gram index),
+    when asked for, or for free when that index is already built and the match is not normalised."""
+    from empiricist.artifacts import is_complete
+    from empiricist.lookup.ngram_build import default_ngram_index_path
+
+    out: dict[str, int] = {}
+    if not tokens:
+        from empiricist.lookup.text import TextIndex, TextNorm
+
+        out["text"] = TextIndex.open(store, TextNorm(ignore_case, normalize_space), progress=not quiet,
+                                     workspace=workspace).count(query)
+    if tokens or (not ignore_case and not normalize_space
+                  and is_complete(default_ngram_index_path(store, workspace))):
+        out["tokens"] = open_default_ngram(store, workspace, progress=not quiet).count(query)
+    return out
+
+
+def open_store(store: Path | None, suite: str | None, workspace: Workspace | None) -> TokenStore:
     """The store to look in (indexes built for it go to its own workspace, else ``workspace``)."""
     from empiricist.data.store import TokenStore
 
     if store is not None:
         return TokenStore.open(store)
-    from empiricist.suite.handles import resolve_suite
+    from empiricist.suite.handles import choose_suite
     from empiricist.suite.suite import Suite
 
-    return Suite(resolve_suite(suite, workspace)).store()
+    return Suite(choose_suite(suite, workspace)).store()
 
 
 def _query(text: str | None, ids: str | None) -> Any:
@@ -50,20 +75,33 @@ def _query(text: str | None, ids: str | None) -> Any:
     return text
 
 
-def _print_docs(store: TokenStore, hits: list[Any], chars: int) -> None:
-    """One table for n-gram, trace and search hits (they name the document index and id differently)."""
+def _print_docs(store: TokenStore, hits: list[Any], chars: int, score: str = "occurrences") -> None:
+    """One table for n-gram, text, trace and search hits (they name the document index and id differently).
+
+    ``score`` names the number column (occurrences, BM25 score, cosine); metadata columns are the keys the
+    hits' documents actually have (a generated world's genre; a JSONL corpus's own fields), so a real
+    corpus never shows an empty column."""
+    rows = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in hits]
+    metas = [d.get("meta") or {} for d in rows]
+    keys = [k for k in dict.fromkeys(k for m in metas for k in m) if any(_short(m.get(k)) for m in metas)][:3]
     table = Table()
-    for col in ("rank", "doc id", "matches", "genre", "text"):
+    for col in ("rank", "doc id", score, *keys, "text"):
         table.add_column(col)
-    for i, h in enumerate(hits, 1):
-        d = h.to_dict() if hasattr(h, "to_dict") else dict(h)
+    for i, (d, meta) in enumerate(zip(rows, metas, strict=True), 1):
         index = d.get("index", d.get("doc_index"))
-        meta = d.get("meta") or {}
-        score = d.get("occurrences", d.get("score", ""))
+        value = d.get("occurrences", d.get("score", ""))
         text = store.doc_text(int(index))[:chars].replace("\n", " ")
-        table.add_row(str(i), Text(str(d.get("id", d.get("doc_id")))), f"{score:.3g}" if isinstance(score, float)
-                      else str(score), Text(str(meta.get("genre", ""))), Text(text))  # data, never rich markup
+        table.add_row(str(i), Text(str(d.get("id", d.get("doc_id")))),
+                      f"{value:.3g}" if isinstance(value, float) else str(value),
+                      *(Text(_short(meta.get(k))) for k in keys), Text(text))  # data, never rich markup
     console.print(table)
+
+
+def _short(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 24 else text[:23] + "…"
 
 
 def register(app: typer.Typer) -> None:
@@ -72,16 +110,22 @@ def register(app: typer.Typer) -> None:
 
     @index.command("build")
     def index_build(
-        kind: Annotated[list[str] | None, typer.Option(help="ngram, bm25, minilm, model (default: ngram, bm25)")] = None,
+        kind: Annotated[list[str] | None, typer.Option(help="text, ngram, bm25, minilm, model (default: text, ngram, "
+                                                       "bm25)")] = None,
         model: Annotated[str | None, typer.Option(help="model spec for --kind model (default: the suite's largest)")] = None,
         chunk_tokens: Annotated[int | None, typer.Option(help="index chunks of N tokens instead of documents")] = None,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
+        store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Build (or reuse) the n-gram index and search indexes for a store."""
         from empiricist.lookup import build_search_index
 
         s = open_store(store, suite, workspace)
-        for k in kind or ["ngram", "bm25"]:
+        for k in kind or ["text", "ngram", "bm25"]:
+            if k == "text":
+                from empiricist.lookup.text import build_text_index
+
+                console.print(f"text: {build_text_index(s, progress=not quiet, workspace=workspace)}")
+                continue
             if k == "ngram":
                 console.print(f"ngram: {open_default_ngram(s, workspace, progress=not quiet).path}")
                 continue
@@ -91,22 +135,41 @@ def register(app: typer.Typer) -> None:
             console.print(f"{k}: {path}")
 
     @app.command("count")
-    def count_cmd(text: Annotated[str | None, typer.Argument()] = None,
-                  ids: Annotated[str | None, typer.Option(help="token ids instead of text")] = None,
-                  store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
-        """How often a token sequence occurs in the training data."""
-        idx = open_default_ngram(open_store(store, suite, workspace), workspace)
-        console.print(idx.count(_query(text, ids)))
+    def count_cmd(text: Annotated[str | None, typer.Argument(help="the phrase, as it appears in document text")] = None,
+                  ids: Annotated[str | None, typer.Option(help="token ids instead of text (implies --tokens)")] = None,
+                  tokens: TokensOpt = False, ignore_case: IgnoreCaseOpt = False, normalize_space: SpaceOpt = False,
+                  as_json: JsonOpt = False, store: StoreOpt = None, suite: SuiteOpt = None,
+                  workspace: WorkspaceOpt = None, quiet: Quiet = False) -> None:
+        """How often a phrase occurs in the training documents (every tokenisation; --tokens: one)."""
+        s = open_store(store, suite, workspace)
+        counts = _counts(s, _query(text, ids), tokens or ids is not None, ignore_case, normalize_space, workspace,
+                         quiet)
+        if as_json:
+            typer.echo(json.dumps(counts))
+            return
+        typer.echo(f"{counts.get('text', counts.get('tokens')):,}".replace(",", ""))
+        if "text" in counts and "tokens" in counts and counts["text"] != counts["tokens"]:
+            typer.echo(f"note: {counts['text']} in the text, {counts['tokens']} as this one tokenisation "
+                       "(--tokens); the rest are other tokenisations or inside longer tokens", err=True)
 
     @app.command("docs")
-    def docs_cmd(text: Annotated[str | None, typer.Argument()] = None,
-                 ids: Annotated[str | None, typer.Option()] = None,
+    def docs_cmd(text: Annotated[str | None, typer.Argument(help="the phrase, as it appears in document text")] = None,
+                 ids: Annotated[str | None, typer.Option(help="token ids instead of text (implies --tokens)")] = None,
+                 tokens: TokensOpt = False, ignore_case: IgnoreCaseOpt = False, normalize_space: SpaceOpt = False,
                  max_docs: Annotated[int, typer.Option()] = 10, chars: Annotated[int, typer.Option()] = 120,
                  as_json: JsonOpt = False,
-                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
-        """Training documents containing a token sequence, with their metadata."""
+                 store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None,
+                 quiet: Quiet = False) -> None:
+        """Training documents containing a phrase, most occurrences first, with their metadata."""
         s = open_store(store, suite, workspace)
-        hits = open_default_ngram(s, workspace).documents(_query(text, ids), max_docs=max_docs)
+        query = _query(text, ids)
+        if tokens or ids is not None:
+            hits = open_default_ngram(s, workspace, progress=not quiet).documents(query, max_docs=max_docs)
+        else:
+            from empiricist.lookup.text import TextIndex, TextNorm
+
+            index = TextIndex.open(s, TextNorm(ignore_case, normalize_space), progress=not quiet, workspace=workspace)
+            hits = index.documents(query, max_docs=max_docs)
         if as_json:
             typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1, default=str))
         else:
@@ -115,7 +178,7 @@ def register(app: typer.Typer) -> None:
     @app.command("next")
     def next_cmd(text: Annotated[str | None, typer.Argument()] = None,
                  ids: Annotated[str | None, typer.Option()] = None, top: Annotated[int, typer.Option()] = 10,
-                 store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None) -> None:
+                 store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None) -> None:
         """∞-gram next-token distribution: the longest suffix of the query seen in training, and what followed."""
         idx = open_default_ngram(open_store(store, suite, workspace), workspace)
         dist = idx.next_token_distribution(_query(text, ids))
@@ -139,7 +202,7 @@ def register(app: typer.Typer) -> None:
         max_freq: Annotated[int, typer.Option(help="drop spans occurring more often than this")] = 1000,
         max_docs: Annotated[int, typer.Option()] = 5,
         as_json: JsonOpt = False,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None,
+        store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None,
     ) -> None:
         """Generate with a model (or take --text) and trace verbatim spans of the output to training documents."""
         from empiricist.evals.generate import continue_text
@@ -167,7 +230,7 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[str, typer.Option(help="bm25, minilm or model")] = "bm25",
         model: Annotated[str | None, typer.Option()] = None, k: Annotated[int, typer.Option("-k", "--k")] = 10,
         chars: Annotated[int, typer.Option()] = 120, as_json: JsonOpt = False,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
+        store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Semantic (FAISS over MiniLM or the model's own states) or lexical (BM25) search of training documents."""
         from empiricist.lookup import SearchIndex, build_search_index
@@ -191,7 +254,7 @@ def register(app: typer.Typer) -> None:
         model: Annotated[list[str] | None, typer.Option(help="models for membership scores (Min-K%, loss, zlib)")] = None,
         out: Annotated[Path | None, typer.Option(help="write per-item JSONL here")] = None,
         overwrite: Overwrite = False,
-        store: StoreOpt = None, suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
+        store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Per item: longest verbatim overlap, matching n-grams, documents involved; optional membership scores."""
         from empiricist.artifacts import atomic_write_text, check_replaceable
@@ -219,14 +282,14 @@ def register(app: typer.Typer) -> None:
             console.print(f"per-item results: {out}")
 
 
-def _model_for(kind: str, spec: str | None, suite: str, workspace: Workspace | None) -> ModelHandle | None:
+def _model_for(kind: str, spec: str | None, suite: str | None, workspace: Workspace | None) -> ModelHandle | None:
     if kind != "model":
         return None
-    from empiricist.suite.handles import load_model, resolve_suite
+    from empiricist.suite.handles import choose_suite, load_model
     from empiricist.suite.suite import Suite
 
     if spec is None:
-        s = Suite(resolve_suite(suite, workspace))
+        s = Suite(choose_suite(suite, workspace))
         spec = f"suite:{s.path}/{s.sizes[-1]}"
     return load_model(spec, workspace=workspace)
 
@@ -240,7 +303,7 @@ def register_validate(app: typer.Typer) -> None:
         membership: Annotated[bool, typer.Option(help="also score membership inference with every suite size")] = True,
         out: Annotated[Path | None, typer.Option(help="write the markdown tables here")] = None,
         overwrite: Overwrite = False,
-        suite: SuiteOpt = "micro", workspace: WorkspaceOpt = None, quiet: Quiet = False,
+        suite: SuiteOpt = None, workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Score tracing, search and contamination detection against the world's ground truth (one table each)."""
         from empiricist.artifacts import check_replaceable
@@ -251,13 +314,13 @@ def register_validate(app: typer.Typer) -> None:
             retrieval_groundtruth,
             to_markdown,
         )
-        from empiricist.suite.handles import load_model, resolve_suite
+        from empiricist.suite.handles import choose_suite, load_model
         from empiricist.suite.suite import Suite
         from empiricist.world import World
 
         if out:
             check_replaceable(out, None, overwrite)
-        s = Suite(resolve_suite(suite, workspace))
+        s = Suite(choose_suite(suite, workspace))
         store = open_store(None, suite, workspace)
         world = World.open(store.world_path())
         ngram = open_default_ngram(store, workspace, progress=not quiet)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,11 @@ class TokenStore:
 
     def doc_text(self, i: int) -> str:
         return self._cell(self._doc(i), "text")
+
+    def iter_texts(self) -> Iterator[str]:
+        """Every document's text in store order, a row group at a time (for whole-corpus indexes)."""
+        for rg in range(self._docs_file.metadata.num_row_groups):
+            yield from self._read_row_group(rg, "text").to_pylist()
 
     def doc_meta(self, i: int) -> dict[str, Any]:
         return json.loads(self._cell(self._doc(i), "meta"))

@@ -59,7 +59,8 @@ class TrainConfig:
     # "fp32"; "bf16" (autocast over fp32 weights); "bf16-master" (bf16 compute copy, fp32 master weights in
     # the optimiser); "auto" / "auto-master": fp32 below d_model 64, else bf16 / bf16-master (see below)
     precision: str = "auto"
-    compile: bool = False  # torch.compile the step (inductor): ~1.6-2.2x on micro sizes, ~20 s warm-up a model
+    compile: bool = False  # torch.compile the step (inductor); ~20 s warm-up a model, paid off on AMD/AVX-512,
+    # lost 15-35% on the Xeon/AMX machine (docs/benchmarks.md), so no preset turns it on now
     threads: int = 0  # 0: all available cores; -1: per size, 1 below d_model 128 else all (see threads_for)
     resume_every: int = 100  # steps between resume snapshots (besides checkpoints)
     log_every: int = 10

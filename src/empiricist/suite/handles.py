@@ -70,8 +70,38 @@ def resolve_suite(name_or_path: str, workspace: Workspace | str | Path | None = 
     matches = sorted(folder.glob(f"{name_or_path}*"), key=lambda q: q.stat().st_mtime) if folder.exists() else []
     matches = [m for m in matches if (m / "suite.json").exists()]
     if not matches:
-        raise ArtifactError(f"no suite {name_or_path!r} in {folder} (train one with `empiricist suite train`)")
+        here = suite_names(workspace)
+        raise ArtifactError(f"no suite {name_or_path!r} in {folder} ("
+                            + (f"suites here: {', '.join(here)}; choose one with --suite" if here else
+                               "train one with `empiricist suite train`") + ", or give a token store with --store)")
     return matches[-1]
+
+
+def suite_names(workspace: Workspace | str | Path | None = None) -> list[str]:
+    """The names of the suites trained in a workspace (a name can have several folders: configs, stores)."""
+    folder = Workspace.at(workspace).root / "suites"
+    names = set()
+    for m in folder.iterdir() if folder.is_dir() else []:
+        try:
+            names.add(str(json.loads((m / "suite.json").read_text())["config"]["name"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a suite folder (or a half-written one): not a choice to offer
+    return sorted(names)
+
+
+def choose_suite(name_or_path: str | None, workspace: Workspace | str | Path | None = None) -> Path:
+    """``resolve_suite``; with no name, the workspace's only suite, else an error naming the choices."""
+    if name_or_path is not None:
+        return resolve_suite(name_or_path, workspace)
+    names = suite_names(workspace)
+    if len(names) == 1:
+        return resolve_suite(names[0], workspace)
+    root = Workspace.at(workspace).root
+    if not names:
+        raise ArtifactError(f"no suite in workspace {root}: give a token store with --store FOLDER, a suite with "
+                            "--suite NAME, another workspace with --workspace, or train one (`empiricist run`)")
+    raise ArtifactError(f"workspace {root} has several suites ({', '.join(names)}): choose one with --suite NAME "
+                        "or a token store with --store FOLDER")
 
 
 def resolve(spec: str, *, step: int | None = None, workspace: Workspace | str | Path | None = None) -> dict[str, Any]:

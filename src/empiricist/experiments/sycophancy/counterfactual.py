@@ -64,31 +64,43 @@ def retrain_arms(store: TokenStore, size: ModelSize, train_cfg: TrainConfig, voc
     Finished arms (complete artifacts) are reused, so a rerun after a kill trains only what is missing;
     two arms with the same removed ids share one folder.
     """
-    from tqdm.auto import tqdm
-
-    from empiricist.artifacts import artifact_lock, building, is_complete, write_manifest
-    from empiricist.attribution import retrain
-    from empiricist.data.tokenizer import save_hf_tokenizer
+    from empiricist.suite.schedule import Job, run_jobs
 
     if REFERENCE in removals and list(removals[REFERENCE]):
         raise InputError(f"the {REFERENCE!r} arm is the reference and removes nothing", field=f"removals.{REFERENCE}")
     arms = {REFERENCE: [], **{k: _check_removal(k, v, len(store)) for k, v in removals.items() if k != REFERENCE}}
-    out: dict[str, Path] = {}
-    for name, removed in tqdm(arms.items(), desc="counterfactual retraining", unit="arm", disable=not progress):
-        cfg = arm_config(store, size, train_cfg, seed, removed)
-        final = arm_path(store, size, train_cfg, seed, removed, workspace)
-        with artifact_lock(final):
-            if not is_complete(final):
-                gone = set(removed)
-                docs = [np.asarray(store.doc_tokens(i), dtype=np.int64) for i in range(len(store)) if i not in gone]
-                with building(final, kind=ARM_KIND) as tmp:
-                    model = retrain.train_on_docs(docs, size, train_cfg, vocab_size, seed=seed)
-                    model.save_pretrained(tmp, safe_serialization=True)
-                    save_hf_tokenizer(store.tokenizer_path, tmp)
-                    write_manifest(tmp, ARM_KIND, cfg, inputs={"store": store.fingerprint},
-                                   extra={"arm": name, "n_removed": len(removed), "n_docs": len(docs)})
-        out[name] = final
+    out = {name: arm_path(store, size, train_cfg, seed, removed, workspace) for name, removed in arms.items()}
+    # one scheduler for every retraining (suite.schedule): arms run side by side when the recipe's threads allow
+    jobs = [Job(name, _train_arm, {"store": str(store.path), "size": size, "train_cfg": train_cfg,
+                                   "vocab_size": vocab_size, "seed": seed, "removed": arms[name],
+                                   "name": name, "final": str(out[name])}, train_cfg.threads_for(size))
+            for name in arms]
+    run_jobs(jobs, progress=progress, desc="counterfactual retraining")
     return out
+
+
+def _train_arm(store: str, size: ModelSize, train_cfg: TrainConfig, vocab_size: int, seed: int,
+               removed: list[int], name: str, final: str) -> str:
+    """One arm, in a scheduler worker (or inline); a complete arm is reused as it is."""
+    from empiricist.artifacts import artifact_lock, building, is_complete, write_manifest
+    from empiricist.attribution import retrain
+    from empiricist.data.store import TokenStore
+    from empiricist.data.tokenizer import save_hf_tokenizer
+
+    tstore = TokenStore.open(store)
+    path = Path(final)
+    with artifact_lock(path):
+        if not is_complete(path):
+            gone = set(removed)
+            docs = [np.asarray(tstore.doc_tokens(i), dtype=np.int64) for i in range(len(tstore)) if i not in gone]
+            with building(path, kind=ARM_KIND) as tmp:
+                model = retrain.train_on_docs(docs, size, train_cfg, vocab_size, seed=seed)
+                model.save_pretrained(tmp, safe_serialization=True)
+                save_hf_tokenizer(tstore.tokenizer_path, tmp)
+                write_manifest(tmp, ARM_KIND, arm_config(tstore, size, train_cfg, seed, removed),
+                               inputs={"store": tstore.fingerprint},
+                               extra={"arm": name, "n_removed": len(removed), "n_docs": len(docs)})
+    return final
 
 
 # ---------------------------------------------------------------- what to remove

@@ -14,7 +14,7 @@ import typer
 
 from empiricist.errors import EmpiricistError
 
-app = typer.Typer(
+_app = typer.Typer(
     name="empiricist",
     help="Open models, open data, honest evaluations and pre-registered studies.",
     no_args_is_help=True,
@@ -23,24 +23,50 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from empiricist.cli import attribution, evals, foundation, internals, lookup, studies
+# Which module registers which top-level command: ``empiricist count`` builds only the lookup commands
+# (typer evaluates every command's signature when it builds the app; that was most of a 1-second ``count``).
+# tests/test_cli_fast.py checks this table against what the modules really register.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "foundation": ("run", "verify", "world", "data", "suite", "model"),
+    "evals": ("eval", "view"),
+    "studies": ("ledger", "study"),
+    "internals": ("probe", "activations", "stego"),
+    "lookup": ("count", "docs", "next", "trace", "search", "contamination", "lookup-validate", "index"),
+    "attribution": ("attribute", "attribute-validate"),
+}
 
-    foundation.register(app)
-    evals.register(app)
-    studies.register(app)
-    internals.register(app)
-    lookup.register(app)
-    lookup.register_validate(app)
-    attribution.register(app)
+
+_registered: set[str] = set()
 
 
-_register()
+def _register(argv: list[str] | None = None) -> typer.Typer:
+    """Register the commands of every module (``argv=None``), or only of the one owning ``argv``'s command."""
+    import importlib
+
+    first = next((a for a in argv or [] if not a.startswith("-")), None) if argv is not None else None
+    owners = [m for m, cmds in COMMANDS.items() if first in cmds] or list(COMMANDS)
+    for name in owners:
+        if name in _registered:
+            continue
+        module = importlib.import_module(f"empiricist.cli.{name}")
+        module.register(_app)
+        if name == "lookup":
+            module.register_validate(_app)
+        _registered.add(name)
+    return _app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``from empiricist.cli import app``: the whole app, every command registered (tests, embedding)."""
+    if name == "app":
+        return _register()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Entry point: run the app and turn user errors into one clear line."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app = _register(sys.argv[1:])
     try:
         rc = app(standalone_mode=False)  # click returns (not raises) a command's Exit code in this mode
     except EmpiricistError as e:

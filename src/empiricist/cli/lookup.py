@@ -13,10 +13,10 @@ from rich.text import Text
 
 from empiricist.artifacts import Workspace
 from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
-from empiricist.lookup.ngram import open_default_ngram
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
+    from empiricist.lookup.ngram import NgramIndex
     from empiricist.suite.handles import ModelHandle
 
 console = Console()
@@ -29,6 +29,12 @@ TokensOpt = Annotated[bool, typer.Option("--tokens", help="match the phrase's to
 IgnoreCaseOpt = Annotated[bool, typer.Option("--ignore-case", "-i", help="text match ignoring case")]
 SpaceOpt = Annotated[bool, typer.Option("--normalize-space", help="text match with every run of whitespace "
                                         "as one space")]
+
+
+def open_default_ngram(store: TokenStore, workspace: Workspace | None, progress: bool = True) -> NgramIndex:
+    from empiricist.lookup.ngram import open_default_ngram as open_ngram  # numpy and the engine: on use only
+
+    return open_ngram(store, workspace, progress=progress)
 
 
 def _counts(store: TokenStore, query: Any, tokens: bool, ignore_case: bool, normalize_space: bool,

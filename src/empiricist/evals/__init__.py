@@ -17,11 +17,40 @@ Results (``results``)
     .write_lm_eval_samples(folder)
 """
 
-from empiricist.evals.loglik import ChoiceLoglik, choice_logliks, reference_logprob
-from empiricist.evals.results import SCHEMA, Results
-from empiricist.evals.runner import EvalRun, expand_models, resolve_tasks, run_eval
-from empiricist.evals.scorers import GenerateScorer, LoglikScorer, make_scorer
-from empiricist.evals.tasks import WRAPPERS, Item, Task, load_task, task_from_records, world_tasks
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from empiricist._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from empiricist.evals.loglik import ChoiceLoglik, choice_logliks, reference_logprob
+    from empiricist.evals.results import SCHEMA, Results
+    from empiricist.evals.runner import EvalRun, expand_models, resolve_tasks, run_eval
+    from empiricist.evals.scorers import GenerateScorer, LoglikScorer, make_scorer
+    from empiricist.evals.tasks import WRAPPERS, Item, Task, load_task, task_from_records, world_tasks
+
+_EXPORTS = {
+    "ChoiceLoglik": "loglik",
+    "choice_logliks": "loglik",
+    "reference_logprob": "loglik",
+    "SCHEMA": "results",
+    "Results": "results",
+    "EvalRun": "runner",
+    "expand_models": "runner",
+    "resolve_tasks": "runner",
+    "run_eval": "runner",
+    "GenerateScorer": "scorers",
+    "LoglikScorer": "scorers",
+    "make_scorer": "scorers",
+    "WRAPPERS": "tasks",
+    "Item": "tasks",
+    "Task": "tasks",
+    "load_task": "tasks",
+    "task_from_records": "tasks",
+    "world_tasks": "tasks",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "SCHEMA", "WRAPPERS", "ChoiceLoglik", "EvalRun", "GenerateScorer", "Item", "LoglikScorer", "Results", "Task",

@@ -17,24 +17,54 @@ Layers × checkpoints (``sweep``)
 The probe-evasion experiment that uses them is ``empiricist.experiments.probe_evasion``.
 """
 
-from empiricist.internals.activations import (
-    ActBatch,
-    ActivationSet,
-    capture_activations,
-    collect_activations,
-    find_blocks,
-    iter_activations,
-    resolve_sites,
-)
-from empiricist.internals.datasets import ProbeDataset, world_probe_dataset, world_statement_dataset
-from empiricist.internals.probes import (
-    CVResult,
-    control_labels,
-    cross_validate,
-    cross_validate_mlp,
-    probe_with_control,
-)
-from empiricist.internals.sweep import checkpoint_specs, plot_heatmap, probe_model, run_probe
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from empiricist._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from empiricist.internals.activations import (
+        ActBatch,
+        ActivationSet,
+        capture_activations,
+        collect_activations,
+        find_blocks,
+        iter_activations,
+        resolve_sites,
+    )
+    from empiricist.internals.datasets import ProbeDataset, world_probe_dataset, world_statement_dataset
+    from empiricist.internals.probes import (
+        CVResult,
+        control_labels,
+        cross_validate,
+        cross_validate_mlp,
+        probe_with_control,
+    )
+    from empiricist.internals.sweep import checkpoint_specs, plot_heatmap, probe_model, run_probe
+
+_EXPORTS = {
+    "ActBatch": "activations",
+    "ActivationSet": "activations",
+    "capture_activations": "activations",
+    "collect_activations": "activations",
+    "find_blocks": "activations",
+    "iter_activations": "activations",
+    "resolve_sites": "activations",
+    "ProbeDataset": "datasets",
+    "world_probe_dataset": "datasets",
+    "world_statement_dataset": "datasets",
+    "CVResult": "probes",
+    "control_labels": "probes",
+    "cross_validate": "probes",
+    "cross_validate_mlp": "probes",
+    "probe_with_control": "probes",
+    "checkpoint_specs": "sweep",
+    "plot_heatmap": "sweep",
+    "probe_model": "sweep",
+    "run_probe": "sweep",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ActBatch",

@@ -7,7 +7,21 @@
 The numbers shown come from ``empiricist.evals.analysis`` (statistics live with the data, not here).
 """
 
-from empiricist.report.html import render_report, write_report, write_run_report
-from empiricist.report.serve import serve
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from empiricist._lazy import lazy_exports
+from empiricist.report.serve import serve  # eager: a function named like its module
+
+if TYPE_CHECKING:
+    from empiricist.report.html import render_report, write_report, write_run_report
+
+_EXPORTS = {
+    "render_report": "html",
+    "write_report": "html",
+    "write_run_report": "html",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["render_report", "serve", "write_report", "write_run_report"]

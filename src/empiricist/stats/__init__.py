@@ -32,31 +32,66 @@ Errors
     StatsInputError: a ValueError (and empiricist InputError) for empty / NaN / mismatched input.
 """
 
-from empiricist.stats._validate import StatsInputError
-from empiricist.stats.equivalence import tost_mean, tost_paired
-from empiricist.stats.means import mean_ci
-from empiricist.stats.multiple import adjust_pvalues
-from empiricist.stats.paired import mcnemar_exact, paired_difference
-from empiricist.stats.power import (
-    design_effect,
-    mde,
-    n_for_power,
-    n_for_two_proportions,
-    power_paired,
-    power_two_proportions,
-    sd_diff_binary,
-    simulate_power,
-)
-from empiricist.stats.results import (
-    Comparison,
-    Equivalence,
-    Estimate,
-    McNemarResult,
-    PowerEstimate,
-    ScalingFit,
-    TrendTest,
-)
-from empiricist.stats.scaling import monotonic_trend_test, scaling_fit
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from empiricist._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from empiricist.stats._validate import StatsInputError
+    from empiricist.stats.equivalence import tost_mean, tost_paired
+    from empiricist.stats.means import mean_ci
+    from empiricist.stats.multiple import adjust_pvalues
+    from empiricist.stats.paired import mcnemar_exact, paired_difference
+    from empiricist.stats.power import (
+        design_effect,
+        mde,
+        n_for_power,
+        n_for_two_proportions,
+        power_paired,
+        power_two_proportions,
+        sd_diff_binary,
+        simulate_power,
+    )
+    from empiricist.stats.results import (
+        Comparison,
+        Equivalence,
+        Estimate,
+        McNemarResult,
+        PowerEstimate,
+        ScalingFit,
+        TrendTest,
+    )
+    from empiricist.stats.scaling import monotonic_trend_test, scaling_fit
+
+_EXPORTS = {
+    "StatsInputError": "_validate",
+    "tost_mean": "equivalence",
+    "tost_paired": "equivalence",
+    "mean_ci": "means",
+    "adjust_pvalues": "multiple",
+    "mcnemar_exact": "paired",
+    "paired_difference": "paired",
+    "design_effect": "power",
+    "mde": "power",
+    "n_for_power": "power",
+    "n_for_two_proportions": "power",
+    "power_paired": "power",
+    "power_two_proportions": "power",
+    "sd_diff_binary": "power",
+    "simulate_power": "power",
+    "Comparison": "results",
+    "Equivalence": "results",
+    "Estimate": "results",
+    "McNemarResult": "results",
+    "PowerEstimate": "results",
+    "ScalingFit": "results",
+    "TrendTest": "results",
+    "monotonic_trend_test": "scaling",
+    "scaling_fit": "scaling",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "Comparison",

@@ -30,18 +30,56 @@ Bundles and the ledger (``bundle``, ``ledger``)
     ledger(folder) -> {"claims", "relations", "open_challenges", "external"} ; external entries (``external``)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from empiricist._lazy import lazy_exports
+
 # the built-in kinds register themselves on import
 from empiricist.studies import eval_kind, experiment  # noqa: F401
-from empiricist.studies.bundle import bundle, replicate
-from empiricist.studies.fields import read_toml
-from empiricist.studies.integrity import LockBroken, check_lock, checked_lock
-from empiricist.studies.ledger import ledger
-from empiricist.studies.lock import LockMismatch, amend, diff, read_amendments, read_lock
-from empiricist.studies.power import check_power
-from empiricist.studies.protocol import StudyBase, kind_for, kind_of, load_spec, parse_spec
-from empiricist.studies.run import StudyRun, prepare_run, run_study
-from empiricist.studies.signing import keygen, migrate_lock, sign
-from empiricist.studies.spec import Party, Prediction, Study
+from empiricist.studies.bundle import bundle  # eager: a function named like its module
+from empiricist.studies.ledger import ledger  # eager: a function named like its module
+
+if TYPE_CHECKING:
+    from empiricist.studies.bundle import replicate
+    from empiricist.studies.fields import read_toml
+    from empiricist.studies.integrity import LockBroken, check_lock, checked_lock
+    from empiricist.studies.lock import LockMismatch, amend, diff, read_amendments, read_lock
+    from empiricist.studies.power import check_power
+    from empiricist.studies.protocol import StudyBase, kind_for, kind_of, load_spec, parse_spec
+    from empiricist.studies.run import StudyRun, prepare_run, run_study
+    from empiricist.studies.signing import keygen, migrate_lock, sign
+    from empiricist.studies.spec import Party, Prediction, Study
+
+_EXPORTS = {
+    "replicate": "bundle",
+    "read_toml": "fields",
+    "LockBroken": "integrity",
+    "check_lock": "integrity",
+    "checked_lock": "integrity",
+    "LockMismatch": "lock",
+    "amend": "lock",
+    "diff": "lock",
+    "read_amendments": "lock",
+    "read_lock": "lock",
+    "check_power": "power",
+    "StudyBase": "protocol",
+    "kind_for": "protocol",
+    "kind_of": "protocol",
+    "load_spec": "protocol",
+    "parse_spec": "protocol",
+    "StudyRun": "run",
+    "prepare_run": "run",
+    "run_study": "run",
+    "keygen": "signing",
+    "migrate_lock": "signing",
+    "sign": "signing",
+    "Party": "spec",
+    "Prediction": "spec",
+    "Study": "spec",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "LockBroken", "LockMismatch", "Party", "Prediction", "Study", "StudyBase", "StudyRun", "amend", "bundle",

@@ -18,18 +18,42 @@ A world folder holds:
 - ``eval/fact_qa.jsonl``, ``eval/sycophancy.jsonl``, ``planted.jsonl``, ``config.json``, ``manifest.json``.
 """
 
-from empiricist.world.config import (
-    BASE_SHARES,
-    DEFAULT_PARAMS,
-    GENRES,
-    SUBSET_ORDER,
-    WORLD_PRESETS,
-    SubsetConfig,
-    WorldConfig,
-)
-from empiricist.world.generate import default_world_path, generate_world
-from empiricist.world.load import World
-from empiricist.world.relations import RELATIONS, RELATIONS_BY_NAME, Relation
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from empiricist._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from empiricist.world.config import (
+        BASE_SHARES,
+        DEFAULT_PARAMS,
+        GENRES,
+        SUBSET_ORDER,
+        WORLD_PRESETS,
+        SubsetConfig,
+        WorldConfig,
+    )
+    from empiricist.world.generate import default_world_path, generate_world
+    from empiricist.world.load import World
+    from empiricist.world.relations import RELATIONS, RELATIONS_BY_NAME, Relation
+
+_EXPORTS = {
+    "BASE_SHARES": "config",
+    "DEFAULT_PARAMS": "config",
+    "GENRES": "config",
+    "SUBSET_ORDER": "config",
+    "WORLD_PRESETS": "config",
+    "SubsetConfig": "config",
+    "WorldConfig": "config",
+    "default_world_path": "generate",
+    "generate_world": "generate",
+    "World": "load",
+    "RELATIONS": "relations",
+    "RELATIONS_BY_NAME": "relations",
+    "Relation": "relations",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "BASE_SHARES", "DEFAULT_PARAMS", "GENRES", "RELATIONS", "RELATIONS_BY_NAME", "SUBSET_ORDER", "WORLD_PRESETS",

@@ -1,0 +1,70 @@
+"""The CLI as a user feels it: whole-process latency of `--help` and `count`, and both index levels' cost.
+
+Run on demand (never in tests):
+    python benchmarks/bench_cli.py --store STORE_DIR --workspace DIR [--phrase "born in"] [--runs 7]
+
+Builds (or reuses) the store's text index (characters, fm-index) and n-gram index (tokens, infini-gram),
+prints each one's size and build time per million characters / tokens (from their manifests), then times
+``empiricist --help``, ``empiricist count PHRASE`` and ``empiricist count PHRASE --tokens`` as fresh
+processes (median and min of ``--runs``), beside ``python -c pass`` for the interpreter's own start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from empiricist.data.store import TokenStore
+from empiricist.lookup.ngram import open_default_ngram
+from empiricist.lookup.text import TextIndex
+
+
+def wall(cmd: list[str], runs: int) -> tuple[float, float]:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--workspace", required=True)
+    ap.add_argument("--phrase", default="born in")
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+    store = TokenStore.open(args.store)
+    text = TextIndex.open(store, workspace=args.workspace, progress=False)
+    ngram = open_default_ngram(store, args.workspace, progress=False)
+    ts, ns = text.manifest["stats"], ngram.manifest["stats"]
+    chars = text.manifest["chars"]
+    print(f"store: {store.num_docs:,} documents, {chars:,} characters, {store.num_tokens:,} tokens\n")
+    print("| index | package | size | bytes per char / token | build s | build s per million |")
+    print("|---|---|---:|---:|---:|---:|")
+    print(f"| text (characters) | fm-index {text.manifest['package']} | {ts['bytes'] / 2**20:.1f} MiB | "
+          f"{ts['bytes_per_char']:.2f} / char | {ts['build_seconds']:.1f} | {ts['seconds_per_million_chars']:.2f} "
+          "per M chars |")
+    print(f"| n-gram (tokens) | infini-gram {ngram.manifest['engine']['package_version']} | "
+          f"{ns['bytes'] / 2**20:.1f} MiB | {ns['bytes_per_token']:.2f} / token | {ns['build_seconds']:.1f} | "
+          f"{ns['build_seconds'] / store.num_tokens * 1e6:.2f} per M tokens |")
+    exe = shutil.which("empiricist") or "empiricist"
+    where = ["--store", args.store, "--workspace", args.workspace]
+    rows = [("python -c pass", [sys.executable, "-c", "pass"]),
+            ("empiricist --help", [exe, "--help"]),
+            (f"empiricist count {args.phrase!r}", [exe, "count", args.phrase, *where]),
+            (f"empiricist count {args.phrase!r} --tokens", [exe, "count", args.phrase, "--tokens", *where])]
+    print(f"\n| command (fresh process, {args.runs} runs) | median s | min s |\n|---|---:|---:|")
+    for label, cmd in rows:
+        med, best = wall(cmd, args.runs)
+        print(f"| `{label}` | {med:.2f} | {best:.2f} |", flush=True)
+    print(f"\ncount {args.phrase!r}: text {text.count(args.phrase):,}, tokens {ngram.count(args.phrase):,}")
+
+
+if __name__ == "__main__":
+    main()

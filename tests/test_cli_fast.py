@@ -1,0 +1,50 @@
+"""An instant CLI: commands import only what they use (no timings here: benchmarks/bench_cli.py times it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import typer
+
+HEAVY = ("torch", "scipy", "transformers", "sklearn", "faiss", "statsmodels", "matplotlib")
+
+
+def test_the_command_table_names_exactly_what_each_module_registers():
+    import importlib
+
+    from empiricist.cli import COMMANDS
+
+    for name, commands in COMMANDS.items():
+        app = typer.Typer()
+        module = importlib.import_module(f"empiricist.cli.{name}")
+        module.register(app)
+        if name == "lookup":
+            module.register_validate(app)
+        got = [c.name or c.callback.__name__ for c in app.registered_commands] + [g.name for g in app.registered_groups]
+        assert sorted(got) == sorted(commands), name
+
+
+def _modules_after(argv: list[str]) -> tuple[int, list[str]]:
+    code = ("import sys, json\nsys.argv = ['empiricist', *json.loads(sys.argv[1])]\nfrom empiricist.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    rc = e.code or 0\nelse:\n    rc = 0\n"
+            "print(json.dumps([rc, sorted(m.split('.')[0] for m in sys.modules)]), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, check=False)
+    rc, mods = json.loads(out.stderr.strip().splitlines()[-1])
+    return rc, mods
+
+
+def test_help_and_count_import_none_of_the_heavy_libraries(small_store, tmp_path):
+    rc, mods = _modules_after(["--help"])
+    assert rc == 0 and not set(HEAVY) & set(mods)
+    rc, mods = _modules_after(["count", "alpha beta", "--store", str(small_store), "--workspace", str(tmp_path), "-q"])
+    assert rc == 0 and not set(HEAVY) & set(mods), set(HEAVY) & set(mods)
+    assert "fm_index" in mods  # it did count, with the text index
+
+
+def test_the_whole_app_is_there_for_in_process_callers():
+    from empiricist.cli import COMMANDS, app
+
+    names = {c.name or c.callback.__name__ for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    assert names == {c for cmds in COMMANDS.values() for c in cmds}

@@ -18,19 +18,10 @@ import time
 
 import numpy as np
 import torch
+from bench_train import matmul_peak  # run as a script: benchmarks/ is on sys.path
 
 from empiricist.data.store import TokenStore
 from empiricist.pipeline import prepare_preset
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t)
 
 
 def main() -> None:

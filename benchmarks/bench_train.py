@@ -26,14 +26,20 @@ from empiricist.suite.model import build_model
 from empiricist.suite.step import Stepper, configure_threads, deterministic
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2):
+def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, reps: int = 10) -> float:
+    """FLOP/s of an (m×k)·(k×n) matmul in ``dtype`` after a warm-up: the peak for 2048³, or what one of a
+    model's own shapes (tokens × d → 4d) can reach."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    for _ in range(3):
         a @ b
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t)
+    return 2 * m * k * n * reps / (time.perf_counter() - t)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
+    return matmul_rate(dtype, n, n, n)
 
 
 def model_flops_per_token(size, vocab: int, seq_len: int) -> float:
@@ -101,13 +107,19 @@ def main() -> None:
           f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s (2048×2048)\n")
     print("| size | params | loop | precision | tokens/s | speed-up | model GFLOP/s | MFU |")
     print("|---|---:|---|---|---:|---:|---:|---:|")
+    shapes = []
     for name in args.sizes:
         rows = bench_size(name, args.steps, args.precisions, args.compile)
+        t, d = get_preset("micro").train, get_preset("micro").size(name).d_model
+        shapes.append(f"{name}: {t.batch_size * t.seq_len}×{d} @ {d}×{4 * d}: fp32 "
+                      f"{matmul_rate(torch.float32, t.batch_size * t.seq_len, d, 4 * d, 20) / 1e9:.0f}, bf16 "
+                      f"{matmul_rate(torch.bfloat16, t.batch_size * t.seq_len, d, 4 * d, 20) / 1e9:.0f} GFLOP/s")
         base = rows[0]["tokens_per_s"]
         for r in rows:
             print(f"| {r['size']} | {r['params']:,} | {r['loop']} | {r['precision']} | {r['tokens_per_s']:,.0f} | "
                   f"{r['tokens_per_s'] / base:.2f}× | {r['model_tflops'] * 1e3:.1f} | "
                   f"{r['model_tflops'] * 1e12 / peaks['fp32' if r['precision'] == 'fp32' else 'bf16']:.1%} |", flush=True)
+    print("\nmatmul at each size's MLP shape (forward up-projection), same process:\n" + "\n".join(shapes))
 
 
 if __name__ == "__main__":

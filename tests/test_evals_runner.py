@@ -11,7 +11,15 @@ import pytest
 from test_evals_common import *  # shared fixtures: conftest.py belongs to the lead
 
 from empiricist.artifacts import read_manifest
-from empiricist.evals import GenerateScorer, Results, expand_models, run_eval, task_from_records, world_tasks
+from empiricist.evals import (
+    GenerateScorer,
+    Results,
+    expand_models,
+    load_task,
+    run_eval,
+    task_from_records,
+    world_tasks,
+)
 from empiricist.evals.results import SCHEMA
 from empiricist.report import write_run_report
 
@@ -152,3 +160,42 @@ def test_main_job_fact_accuracy_goes_through_the_runner_with_intervals(handle, e
     row = {"size": "s", "params": 1, "non_embedding_params": 1, "tokens": 1, "final_loss": 1.0, **res}
     header = [c.header for c in summary_table([row], "t").columns]
     assert header[5:7] == ["fact acc", "95% CI"] and "paraphrase-only" in header
+
+
+def test_behaviour_evals_report_a_matching_rate_not_an_accuracy(model_dirs, tmp_path):
+    from empiricist.evals.runner import metric_name
+
+    lines = [{"question": f"Q{i}: agree?\nAnswer:", "answer_matching_behavior": " (A)",
+              "answer_not_matching_behavior": " (B)"} for i in range(3)]
+    path = tmp_path / "persona.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    run = run_eval(load_task(path), [str(model_dirs[0])], out=tmp_path / "b", workspace=tmp_path / "ws",
+                   render=write_run_report)
+    assert {r["metric"] for r in run.results.rows()} == {"matching_rate"}
+    assert "matching_rate" in (tmp_path / "b" / "report.html").read_text()
+    native = task_from_records("n", [{"id": "a", "prompt": "p", "choices": ["x", "y"], "target": 0}])
+    assert metric_name(native, "acc") == "acc" and metric_name(load_task(path), "acc_norm") == "matching_rate (acc_norm)"
+
+
+def test_every_run_is_an_inspect_log_with_every_score(qa, model_dirs, tmp_path):
+    from inspect_ai.log import read_eval_log
+
+    from empiricist.artifacts import read_manifest
+
+    run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", workspace=tmp_path / "ws")
+    assert read_manifest(run.folder)["inspect_log"] is True
+    logs = sorted((run.folder / "inspect").glob("*.eval"))
+    assert len(logs) == len(model_dirs) * len(run.results.tasks())
+    for path in logs:
+        log = read_eval_log(str(path))
+        rows = {r["item_id"]: r for r in run.results.select(log.eval.task, log.eval.model.split("/", 1)[1])}
+        assert log.status == "success" and len(log.samples) == len(rows) > 0
+        for s in log.samples:
+            r = rows[s.id]
+            score = s.scores[r["metric"]]
+            assert score.value == r["score"] and s.input == r["prompt"] and s.choices == r["choices"]
+            assert s.target == [r["choices"][g] for g in r["gold"]]
+            assert s.metadata["item_hash"] == r["item_hash"] and score.metadata["logprobs"] == r["logprobs"]
+        mean = log.results.scores[0].metrics["mean"].value
+        assert abs(mean - float(np.mean([r["score"] for r in rows.values()]))) < 1e-12
+        assert log.eval.model_args["model_hash"] == next(iter(rows.values()))["model_hash"]

@@ -40,6 +40,25 @@ def test_batched_runs_are_independent():
     torch.testing.assert_close(alone.reps["h1"][0], together.reps["h1"][1], atol=1e-4, rtol=1e-4)
 
 
+def test_a_batch_split_side_by_side_trains_the_same_bytes_as_one_batch(monkeypatch):
+    from empiricist.experiments.probe_evasion.run import _train_split
+    from empiricist.experiments.probe_evasion.train import merge, padded_rows
+
+    cfg = tiny(steps=60, freeze_step=30)
+    runs = [RunSpec(0, 0.5, 1.0, "adversarial", 3), RunSpec(1, 0.6, 0.0, "none"), RunSpec(0, 0.4, 1.0, "frozen", 2),
+            RunSpec(1, 0.5, 0.0, "none")]
+    whole = train_runs(cfg, runs, progress=False)
+    pad = padded_rows(cfg, runs)
+    parts = merge([train_runs(cfg, runs[:2], progress=False, pad_to=pad),
+                   train_runs(cfg, runs[2:], progress=False, pad_to=pad)])
+    monkeypatch.setattr("empiricist.suite.schedule.available_cores", lambda: 2)
+    scheduled = _train_split(cfg, runs, progress=False, desc="t")  # two spawned workers, one thread each
+    for got in (parts, scheduled):
+        assert got.runs == runs
+        assert all(np.array_equal(whole.curves[k], got.curves[k]) for k in whole.curves)
+        assert all(torch.equal(whole.reps[k], got.reps[k]) for k in whole.reps)
+
+
 def test_adversarial_term_lowers_the_training_time_probe_accuracy():
     """Same seed, same split, same init: with λ > 0 the live probe for S_k* ends far below the λ = 0 twin's."""
     cfg = tiny(steps=500)

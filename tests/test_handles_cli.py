@@ -59,7 +59,7 @@ def test_order_refuses_another_store(small_store, tmp_path):
                                        progress=False))
     with pytest.raises(EmpiricistError, match="made for another token store"):
         TrainingOrder.load(tmp_path / "order", other)
-    with pytest.raises(ArtifactError, match="built with tokenizer"):
+    with pytest.raises(ArtifactError, match="encodes text differently"):
         store.check_tokenizer(tok)
 
 

@@ -191,7 +191,7 @@ def test_zeroed_ngram_index_errors_instead_of_counting(small_store: Path, tmp_pa
     ws = tmp_path / "ws"
     store = ws / "stores" / "s"
     shutil.copytree(small_store, store)
-    code, out, err = cli(capsys, "count", "alpha beta", "--store", store)
+    code, out, err = cli(capsys, "count", "alpha beta", "--tokens", "--store", store)
     assert code == 0, err
     n = int(out.strip().splitlines()[-1])
     assert n > 0
@@ -200,7 +200,7 @@ def test_zeroed_ngram_index_errors_instead_of_counting(small_store: Path, tmp_pa
     data = bytearray(table.read_bytes())
     data[len(data) // 4: len(data) // 2] = bytes(len(data) // 2 - len(data) // 4)
     table.write_bytes(bytes(data))
-    code, out, err = cli(capsys, "count", "alpha beta", "--store", store)
+    code, out, err = cli(capsys, "count", "alpha beta", "--tokens", "--store", store)
     assert code == 2 and out.strip() == "" and "table.0" in err and "corrupted" in err
     assert "empiricist verify" in err
 

@@ -165,3 +165,11 @@ def test_cli_count_and_docs_match_the_text_and_say_when_tokens_differ(corpus, ca
     assert len(hits) == 3 and all("Lisbon" in texts[h["index"]] for h in hits)
     code, out, _ = run_cli(capsys, "docs", "Lisbon", *args)
     assert code == 0 and "occurrences" in out and "genre" not in out
+
+
+def test_cli_tables_name_their_score_and_show_only_metadata_the_corpus_has(corpus, capsys):
+    _, store, root = corpus
+    args = ["--store", store.path, "--workspace", root, "-q"]
+    code, out, _ = run_cli(capsys, "search", "Lisbon river", *args)
+    assert code == 0 and "bm25 score" in out and "occurrences" not in out and "genre" not in out
+    assert " n " in out.splitlines()[1] or "│ n " in out  # the corpus's own metadata field

@@ -40,6 +40,25 @@ def linear_params(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]
     return out
 
 
+AUTO_PROJ_DIM = 1024
+
+
+def fit_proj_dim(proj_dim: int | str, grad_dim: int) -> int:
+    """``"auto"``: 1024 columns, halved until the projection matrix takes at most half the memory limit
+    (a 50k-vocabulary model's untied head alone made 1024 need 12.7 GiB); an explicit number is kept."""
+    if proj_dim != "auto":
+        return int(proj_dim)
+    dim = AUTO_PROJ_DIM
+    while dim > 16 and grad_dim * dim * 4 > MAX_PROJECTION_BYTES // 2:
+        dim //= 2
+    return dim
+
+
+def grad_dim(model: torch.nn.Module) -> int:
+    """Length of the gradient the projection methods project: every Linear weight (``linear_params``)."""
+    return sum(p.numel() for _, p in linear_params(model))
+
+
 def make_projector(grad_dim: int, proj_dim: int, seed: int) -> Any:
     """traker's CPU projector with the whole matrix kept (one block; traker frees it between phases)."""
     from trak.projectors import BasicProjector, ProjectionType
@@ -47,7 +66,7 @@ def make_projector(grad_dim: int, proj_dim: int, seed: int) -> Any:
     need = grad_dim * proj_dim * 4
     if need > MAX_PROJECTION_BYTES:
         raise EmpiricistError(f"a {grad_dim:,}×{proj_dim} projection needs {need / 2**30:.1f} GiB; lower proj_dim "
-                              "(or attribute a smaller model on this machine)")
+                              "(--option proj_dim=N, or options={'<method>': {'proj_dim': N}}; proj_dim 'auto', the default, fits it)")
 
     class KeptProjector(BasicProjector):
         def free_memory(self) -> None:  # keep the matrix: we score after finalising

@@ -80,6 +80,13 @@ def _opt(ctx: Context, name: str, key: str) -> Any:
 
 
 # ---------------------------------------------------------------- gradient-feature methods
+def _proj_dim(ctx: Context, name: str) -> int:
+    """The method's projection width: ``"auto"`` scales it down for big models (``grads.fit_proj_dim``)."""
+    from empiricist.attribution.grads import fit_proj_dim, grad_dim
+
+    return fit_proj_dim(_opt(ctx, name, "proj_dim"), grad_dim(ctx.handle.model))
+
+
 def _features(ctx: Context, rows: Rows, role: str, ckpt: str, proj_dim: int, seed: int,
               scale: torch.Tensor | None, tag: str) -> np.ndarray:
     key = ctx.key(role=role, ckpt=ckpt, proj_dim=proj_dim, seed=seed, tag=tag,
@@ -92,11 +99,11 @@ def _features(ctx: Context, rows: Rows, role: str, ckpt: str, proj_dim: int, see
     return cached(ctx.cache / "features" if ctx.cache else None, key, compute)
 
 
-@method("tracin", checkpoints=4, proj_dim=1024, seed=0, checkpoints_list=None)
+@method("tracin", checkpoints=4, proj_dim="auto", seed=0, checkpoints_list=None)
 def tracin(ctx: Context) -> np.ndarray:
     """TracIn-CP (Pruthi et al. 2020) with random projection: Σ_c η_c ⟨P g_q(c), P g_d(c)⟩."""
     qrows, drows = ctx.query_rows(), ctx.doc_rows()
-    proj_dim, seed = _opt(ctx, "tracin", "proj_dim"), _opt(ctx, "tracin", "seed")
+    proj_dim, seed = _proj_dim(ctx, "tracin"), _opt(ctx, "tracin", "seed")
     total = np.zeros((len(qrows.ids), len(drows.ids)))
     for ckpt, lr in checkpoint_weights(ctx.handle, _opt(ctx, "tracin", "checkpoints"),
                                        _opt(ctx, "tracin", "checkpoints_list")):
@@ -106,11 +113,11 @@ def tracin(ctx: Context) -> np.ndarray:
     return combine_rows(total, qrows, len(ctx.queries))
 
 
-@method("trackstar", proj_dim=1024, seed=0, fisher_rows=512)
+@method("trackstar", proj_dim="auto", seed=0, fisher_rows=512)
 def trackstar(ctx: Context) -> np.ndarray:
     """TrackStar-style (Chang et al. 2024): cos(P g_q/√v, P g_d/√v) at the final weights."""
     qrows, drows = ctx.query_rows(), ctx.doc_rows()
-    proj_dim, seed = _opt(ctx, "trackstar", "proj_dim"), _opt(ctx, "trackstar", "seed")
+    proj_dim, seed = _proj_dim(ctx, "trackstar"), _opt(ctx, "trackstar", "seed")
     ckpt = str(ctx.handle.provenance.get("path", ""))
     v_key = ctx.key(role="second_moment", rows=_opt(ctx, "trackstar", "fisher_rows"))
     v = torch.from_numpy(cached(ctx.cache / "features" if ctx.cache else None, v_key,
@@ -135,13 +142,13 @@ def ekfac(ctx: Context) -> np.ndarray:
                               batch_size=_opt(ctx, "ekfac", "batch_size"))
 
 
-@method("trak", checkpoints=1, proj_dim=1024, seed=0, batch_size=32, damping=1.0, checkpoints_list=None)
+@method("trak", checkpoints=1, proj_dim="auto", seed=0, batch_size=32, damping=1.0, checkpoints_list=None)
 def trak(ctx: Context) -> np.ndarray:
     from empiricist.attribution.trak import trak_scores
 
     return trak_scores(ctx, checkpoint_weights(ctx.handle, _opt(ctx, "trak", "checkpoints"),
                                           _opt(ctx, "trak", "checkpoints_list")),
-                       proj_dim=_opt(ctx, "trak", "proj_dim"), seed=_opt(ctx, "trak", "seed"),
+                       proj_dim=_proj_dim(ctx, "trak"), seed=_opt(ctx, "trak", "seed"),
                        batch_size=_opt(ctx, "trak", "batch_size"), damping=_opt(ctx, "trak", "damping"))
 
 

@@ -40,9 +40,10 @@ def train_on_docs(docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig,
     """Train ``size`` from its seed-``seed`` init on ``docs`` (packed, shuffled with ``seed``) for
     ``cfg.steps``; ``save_at`` {step: folder} saves HF checkpoints along the way (for TracIn)."""
     from empiricist.data.order import TrainingOrder
-    from empiricist.suite.model import build_model
+    from empiricist.suite.model import build_model, quiet_transformers
     from empiricist.suite.step import Stepper, deterministic
 
+    quiet_transformers()  # no "Writing model shards" bar per retrain
     order = TrainingOrder(ArrayStore(docs), cfg.seq_len, cfg.batch_size, seed)
     model = build_model(size, vocab_size, cfg.seq_len, seed=seed)
     stepper = Stepper(model, cfg, cfg.precision_for(size))

@@ -248,7 +248,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1, default=str))
         else:
-            _print_docs(s, hits, chars)
+            _print_docs(s, hits, chars, score="bm25 score" if kind == "bm25" else "cosine")
 
     @app.command("contamination")
     def contamination_cmd(

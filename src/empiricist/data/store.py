@@ -29,7 +29,7 @@ from empiricist.data.build import (  # re-exported: build and read live side by 
     build_store,
     build_store_from_path,
 )
-from empiricist.data.tokenizer import load_tokenizer, tokenizer_hash
+from empiricist.data.tokenizer import encoding_hash, load_tokenizer, tokenizer_hash
 from empiricist.errors import ArtifactError
 
 __all__ = ["STORE_KIND", "TokenStore", "build_store", "build_store_from_path"]
@@ -90,12 +90,20 @@ class TokenStore:
         return load_tokenizer(self.tokenizer_path)
 
     def check_tokenizer(self, tokenizer: str | Path) -> None:
-        """Refuse a tokenizer (a path, a folder holding tokenizer.json, or a sha256) other than ours."""
+        """Refuse a tokenizer (a path, a folder holding tokenizer.json, or a sha256) that encodes differently
+        from ours. A file with other bytes passes when it encodes the same way (``encoding_hash``): a
+        tokenizer re-saved by ``save_pretrained`` beside a model is the same tokenizer."""
         text = str(tokenizer)
         sha = text if _SHA256.fullmatch(text) else tokenizer_hash(tokenizer)
-        if sha != self.tokenizer_sha256:
-            raise ArtifactError(f"store {self.path} was built with tokenizer sha {self.tokenizer_sha256} "
-                                f"but got {sha} (from {text})")
+        if sha == self.tokenizer_sha256:
+            return
+        if not _SHA256.fullmatch(text) and encoding_hash(tokenizer) == encoding_hash(self.tokenizer_path):
+            return
+        got = text if _SHA256.fullmatch(text) else f"{text} (sha {sha[:12]}…)"
+        raise ArtifactError(f"store {self.path} was built with the tokenizer {self.tokenizer_path} (sha "
+                            f"{self.tokenizer_sha256[:12]}…), but got {got}, which encodes text differently: use "
+                            "a model trained with the store's tokenizer, or build a store with this one "
+                            "(`empiricist data store --tokenizer ...`)")
 
     def world_path(self) -> Path:
         """The generated world this store was built from (its ground truth); see ``store_world``."""

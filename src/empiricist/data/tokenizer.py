@@ -89,6 +89,32 @@ def tokenizer_hash(path: str | Path) -> str:
     return sha256_file(resolve_tokenizer_path(path))
 
 
+# The parts of a tokenizer.json that decide which ids a text encodes to. Left out: "version", "truncation",
+# "padding" (call-time settings) and "decoder" (ids -> text), which re-saving (save_pretrained) may rewrite.
+_ENCODING_PARTS = ("normalizer", "pre_tokenizer", "model", "post_processor", "added_tokens")
+
+
+def encoding_hash(path: str | Path) -> str:
+    """sha256 of what a tokenizer encodes with, in canonical form (sorted keys; merges as pairs, as both the
+    old ``"a b"`` and the new ``["a", "b"]`` spellings mean): equal for a file and its re-saved copy."""
+    import hashlib
+    import json
+
+    file = resolve_tokenizer_path(path)
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{file}: not a readable tokenizer.json ({e})") from None
+    parts = {k: doc.get(k) for k in _ENCODING_PARTS}
+    model = dict(parts["model"] or {})
+    if isinstance(model.get("merges"), list):
+        model["merges"] = [m.split(" ", 1) if isinstance(m, str) else list(m) for m in model["merges"]]
+    parts["model"] = model
+    parts["added_tokens"] = sorted((t.get("id"), t.get("content"), bool(t.get("special")))
+                                   for t in parts["added_tokens"] or [])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
 def _find_special(tok: Tokenizer, candidates: Sequence[str]) -> str | None:
     for name in candidates:
         if tok.token_to_id(name) is not None:

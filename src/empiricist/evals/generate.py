@@ -38,7 +38,7 @@ def _fit(ids: list[int], name: str, max_new: int, max_len: int | None, truncatio
     room = max_len - max_new
     if truncation == "error" or room < 1:
         raise EmpiricistError(f"item {name}: prompt ({len(ids)} tokens) plus {max_new} new tokens exceeds the "
-                              f"model's context of {max_len}" + ("; pass truncation='left'" if room >= 1 else ""))
+                              f"model's context of {max_len}" + ("; pass truncation='left' (CLI: --truncation left)" if room >= 1 else ""))
     return ids[-room:], len(ids) - room
 
 

@@ -103,7 +103,7 @@ def _fit(name: str, context: list[int], conts: list[list[int]], max_len: int | N
     if truncation == "error" or room < 1:
         raise EmpiricistError(
             f"item {name}: prompt ({len(context)} tokens) plus its longest choice ({longest}) exceeds the "
-            f"model's context of {max_len} tokens" + ("; pass truncation='left' to drop the prompt's start "
+            f"model's context of {max_len} tokens" + ("; pass truncation='left' (CLI: --truncation left) to drop the prompt's start "
                                                       "(flagged in the results)" if room >= 1 else ""))
     return Encoded(context[-room:], conts, truncated=len(context) - room)
 

@@ -138,6 +138,14 @@ def contaminated_ids(task: Task, store: TokenStore, index: NgramIndex) -> set[st
 
 
 # ---------------------------------------------------------------- the run
+def metric_name(task: Task, metric: str) -> str:
+    """What the mean means. For a behaviour eval (Anthropic format: the targets are the answers matching
+    the behaviour) it is the rate of the behaviour, not an accuracy: ``matching_rate``."""
+    if task.format != "anthropic" or not metric.startswith("acc"):
+        return metric
+    return "matching_rate" if metric == "acc" else f"matching_rate ({metric})"
+
+
 def _rows(task: Task, handle: ModelHandle, label: str, spec: str, scorer: Scorer, raws: list[dict[str, Any]],
           hashes: list[str], contaminated: set[str] | None, seed: int) -> list[dict[str, Any]]:
     prov = handle.provenance
@@ -146,7 +154,8 @@ def _rows(task: Task, handle: ModelHandle, label: str, spec: str, scorer: Scorer
             "model_hash": handle.model_hash, "source": prov.get("source"), "suite": prov.get("suite"),
             "size": prov.get("size"), "step": prov.get("step"), "n_params": prov.get("n_params"),
             "tokens_seen": prov.get("tokens_seen"), "scorer": scorer.kind, "scoring": scoring,
-            "scoring_hash": config_hash(scorer.cache_key()), "metric": scorer.metric, "seed": seed}
+            "scoring_hash": config_hash(scorer.cache_key()), "metric": metric_name(task, scorer.metric),
+            "seed": seed}
     if base["n_params"] is None:
         base["n_params"] = sum(p.numel() for p in handle.model.parameters())
     rows = []
@@ -247,6 +256,11 @@ def run_eval(
     with building(folder, overwrite=True, force=overwrite) as tmp:
         results.write(tmp)
         results.write_lm_eval_samples(tmp / "lm_eval")
+        from empiricist.evals import inspect_log
+
+        wrote_inspect = inspect_log.available()  # optional dependency: pip install "empiricist[inspect]"
+        if wrote_inspect:
+            inspect_log.write_inspect_logs(results, tmp / inspect_log.INSPECT_DIR)
         if render is not None:
             render(results, tmp, title or f"eval: {', '.join(t.name for t in tasks)}")
         from empiricist.artifacts import atomic_write_json
@@ -254,7 +268,8 @@ def run_eval(
         atomic_write_json(tmp / "summary.json", summary)
         write_manifest(tmp, kind=KIND, config={"scoring": scorer.config(), "seed": seed,
                                                "tasks": [t.name for t in tasks], "models": [s for s, _, _ in specs]},
-                       inputs={**{f"task:{t.name}": t.hash for t in tasks}, **{f"model:{s}": h for s, _, h in specs}})
+                       inputs={**{f"task:{t.name}": t.hash for t in tasks}, **{f"model:{s}": h for s, _, h in specs}},
+                       extra={"inspect_log": wrote_inspect})
     report = folder / "report.html"
     return EvalRun(results, folder, report if report.is_file() else None, summary)
 

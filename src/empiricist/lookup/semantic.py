@@ -189,6 +189,9 @@ def minilm_embedder(precision: str = "auto") -> Embedder:
         raise ArtifactError(f"{path}: expected Transformer -> mean Pooling -> Normalize, found {modules} "
                             f"with pooling {pooling}")
     max_length = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+    from empiricist.suite.model import quiet_transformers
+
+    quiet_transformers()  # no "Loading weights" bar: our own bars (or -q) decide what is shown
     model = AutoModel.from_pretrained(path, local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     identity = {"embedder": "minilm", "name": MINILM_NAME, "package": MINILM_PACKAGE,

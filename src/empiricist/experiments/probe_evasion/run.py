@@ -37,7 +37,7 @@ from empiricist.experiments.probe_evasion.report import (
     summary_html,
     summary_markdown,
 )
-from empiricist.experiments.probe_evasion.train import RunSpec, Trained, train_runs
+from empiricist.experiments.probe_evasion.train import RunSpec, Trained, merge, padded_rows, train_runs
 from empiricist.internals.sweep import rows_csv
 
 
@@ -76,6 +76,23 @@ def _rows(cfg: StegoConfig, trained: Trained, k_star: np.ndarray) -> tuple[list[
     return rows, curves
 
 
+def _train_split(cfg: StegoConfig, runs: list[RunSpec], progress: bool, desc: str) -> Trained:
+    """One batch of runs, cut into as many parts as ``cfg.threads`` fit in the cores and trained side by
+    side through the shared scheduler (suite.schedule); the same bytes as one batch (``train_runs``)."""
+    from empiricist.suite.schedule import Job, available_cores, run_jobs
+
+    cores = available_cores()
+    n = max(1, min(len(runs), cores // max(cfg.threads, 1) if cfg.threads else 1))
+    if n == 1:
+        return train_runs(cfg, runs, progress, desc=desc)
+    pad, size = padded_rows(cfg, runs), -(-len(runs) // n)
+    chunks = [runs[i:i + size] for i in range(0, len(runs), size)]
+    jobs = [Job(f"{desc} part {i + 1}/{len(chunks)}", train_runs,
+                {"cfg": cfg, "runs": chunk, "progress": False, "desc": desc, "pad_to": pad}, cfg.threads)
+            for i, chunk in enumerate(chunks)]
+    return merge(run_jobs(jobs, cores=cores, progress=progress, desc=desc))
+
+
 def default_out(cfg: StegoConfig, workspace: Workspace | str | Path | None = None) -> Path:
     return Workspace.at(workspace).dir("stego") / f"{cfg.name}-{config_hash(cfg.to_dict())}"
 
@@ -92,14 +109,14 @@ def run_stego_grid(config: StegoConfig | str = "default", out_dir: str | Path | 
     t0 = time.perf_counter()
     try:
         base = [RunSpec(s, f, 0.0, "none") for f in cfg.train_fracs for s in range(cfg.seeds)]
-        t_base = train_runs(cfg, base, progress, desc="stego λ=0")
+        t_base = _train_split(cfg, base, progress, "stego λ=0")
         k_base = dominant_frequency(t_base.reps[cfg.probe_layer], cfg.p)
         k_of = {(r.seed, r.frac): int(k) for r, k in zip(base, k_base, strict=True)}
         rows, curves = _rows(cfg, t_base, k_base)
         penalised = [RunSpec(s, f, lam, v, k_of[(s, f)]) for v in cfg.variants for lam in cfg.lambdas if lam > 0
                      for f in cfg.train_fracs for s in range(cfg.seeds)]
         if penalised:
-            t_pen = train_runs(cfg, penalised, progress, desc="stego λ>0")
+            t_pen = _train_split(cfg, penalised, progress, "stego λ>0")
             more, more_curves = _rows(cfg, t_pen, np.array([r.k_star for r in penalised]))
             rows += more
             curves = {k: np.concatenate([v, more_curves[k]], axis=1) for k, v in curves.items()}

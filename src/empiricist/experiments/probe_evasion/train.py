@@ -61,13 +61,23 @@ def _entropy(labels: torch.Tensor, w: torch.Tensor, m: int) -> torch.Tensor:
     return -(q * q.clamp_min(1e-12).log()).sum(1)
 
 
-def train_runs(cfg: StegoConfig, runs: list[RunSpec], progress: bool = True, desc: str = "stego") -> Trained:
-    """Train every run in ``runs`` together (full-batch AdamW on each run's training pairs)."""
+def padded_rows(cfg: StegoConfig, runs: list[RunSpec]) -> int:
+    """Training rows every run is padded to: the most any run has (zero-weighted padding)."""
+    return max(int(train_split(cfg.p, r.frac, r.seed).sum()) for r in runs)
+
+
+def train_runs(cfg: StegoConfig, runs: list[RunSpec], progress: bool = True, desc: str = "stego",
+               pad_to: int | None = None) -> Trained:
+    """Train every run in ``runs`` together (full-batch AdamW on each run's training pairs).
+
+    Runs never interact (per-run losses summed; per-parameter optimiser), so a batch split into parts
+    trains the same bytes as a whole when every part pads to the same ``pad_to`` (``padded_rows`` of the
+    whole batch): tests/test_probe_evasion.py checks it, and ``run_grid`` trains the parts side by side."""
     R, p, m, Fq = len(runs), cfg.p, cfg.n_sectors, cfg.n_freqs
     a, b, c = task_tensors(p)
     S = sector_labels(p, m)  # (F, N)
     masks = torch.stack([train_split(p, r.frac, r.seed) for r in runs])  # (R, N)
-    n_max = int(masks.sum(1).max())
+    n_max = int(masks.sum(1).max()) if pad_to is None else pad_to
     idx = torch.zeros(R, n_max, dtype=torch.long)
     w = torch.zeros(R, n_max)
     for i, mk in enumerate(masks):
@@ -142,3 +152,12 @@ def _evaluate(model: BatchedMLP, all_a: torch.Tensor, all_b: torch.Tensor, c: to
     pen_lab = S[kidx]  # (R, N)
     pen_hit = ((torch.einsum("rnh,rhm->rnm", rep, pen_w) + pen_b[:, None]).argmax(-1) == pen_lab).float()
     log["pen_probe_acc"].append((pen_hit * test).sum(1) / test.sum(1).clamp_min(1))
+
+
+def merge(parts: list[Trained]) -> Trained:
+    """One ``Trained`` from parts of a batch, in part order (they share steps)."""
+    first = parts[0]
+    return Trained([r for t in parts for r in t.runs], first.steps,
+                   {k: np.concatenate([t.curves[k] for t in parts], axis=1) for k in first.curves},
+                   {k: torch.cat([t.reps[k] for t in parts]) for k in first.reps},
+                   torch.cat([t.train_mask for t in parts]))

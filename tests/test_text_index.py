@@ -173,3 +173,15 @@ def test_cli_tables_name_their_score_and_show_only_metadata_the_corpus_has(corpu
     code, out, _ = run_cli(capsys, "search", "Lisbon river", *args)
     assert code == 0 and "bm25 score" in out and "occurrences" not in out and "genre" not in out
     assert " n " in out.splitlines()[1] or "│ n " in out  # the corpus's own metadata field
+
+
+def test_cli_trace_text_reports_each_span_as_the_text_holds_it(corpus, capsys):
+    texts, store, root = corpus
+    output = texts[7][:60] + " zzqx " + texts[11][:50]
+    code, out, err = run_cli(capsys, "trace", "--text", output, "--min-len", "3", "--json", "--store", store.path,
+                             "--workspace", root, "-q")
+    assert code == 0, err
+    spans = json.loads(out)["spans"]
+    assert spans
+    for span in spans:
+        assert span["text_count"] == sum(_overlapping(t, span["text"]) for t in texts) >= span["count"]

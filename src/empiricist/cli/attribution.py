@@ -87,6 +87,8 @@ def register(app: typer.Typer) -> None:
     @app.command("attribute-validate")
     def validate_cmd(
         suite: Annotated[str, typer.Option(help="suite whose world and store to use")] = "micro",
+        store_dir: Annotated[Path | None, typer.Option("--store", help="a token store of a generated world "
+                                                       "instead of a suite's (e.g. the micro preset's)")] = None,
         preset: Annotated[str, typer.Option(help="validation preset: micro (default) or tiny")] = "micro",
         method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
@@ -108,8 +110,12 @@ def register(app: typer.Typer) -> None:
         if preset not in VALIDATION_PRESETS:
             raise InputError(f"unknown preset {preset!r}; presets: {sorted(VALIDATION_PRESETS)}")
         cfg = VALIDATION_PRESETS[preset]
-        s = Suite(resolve_suite(suite, workspace))
-        store = s.store()
+        if store_dir is not None:
+            from empiricist.data.store import TokenStore
+
+            store = TokenStore.open(store_dir)
+        else:
+            store = Suite(resolve_suite(suite, workspace)).store()
         world = World.open(store.world_path())
         folder = out or Workspace.at(workspace).dir("attribution") / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
         res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None,

@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
         max_freq: Annotated[int, typer.Option(help="drop spans occurring more often than this")] = 1000,
         max_docs: Annotated[int, typer.Option()] = 5,
         as_json: JsonOpt = False,
-        store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None,
+        store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Generate with a model (or take --text) and trace verbatim spans of the output to training documents."""
         from empiricist.evals.generate import continue_text
@@ -220,14 +220,18 @@ def register(app: typer.Typer) -> None:
             handle = _model_for("model", model, suite, workspace)
             text = continue_text(handle, prompt, max_new_tokens)
         result = trace_text(idx, text, prompt=prompt or None, min_len=min_len, max_freq=max_freq, max_docs=max_docs)
+        from empiricist.lookup.text import TextIndex
+
+        in_text = TextIndex.open(s, progress=not quiet, workspace=workspace)  # each span as the text holds it
+        spans = [{**span.to_dict(), "text_count": in_text.count(span.to_dict()["text"])} for span in result.spans]
         if as_json:
-            typer.echo(json.dumps({"prompt": prompt, "output": text, **result.to_dict()}, ensure_ascii=False,
-                                  indent=1, default=str))
+            typer.echo(json.dumps({"prompt": prompt, "output": text, **result.to_dict(), "spans": spans},
+                                  ensure_ascii=False, indent=1, default=str))
             return
         console.print(f"[bold]prompt[/bold] {prompt!r}\n[bold]output[/bold] {text!r}")
-        for span in result.spans:
-            d = span.to_dict()
-            console.print(f"\n[green]{d.get('text')!r}[/green] (count {d.get('count')})")
+        for d in spans:
+            console.print(Text.assemble("\n", (repr(d.get("text")), "green"),
+                                        f" (in the text {d['text_count']:,}; as these tokens {d.get('count'):,})"))
             _print_docs(s, d.get("documents", []), 100)
 
     @app.command("search")

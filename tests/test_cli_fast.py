@@ -48,3 +48,20 @@ def test_the_whole_app_is_there_for_in_process_callers():
 
     names = {c.name or c.callback.__name__ for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert names == {c for cmds in COMMANDS.values() for c in cmds}
+
+
+def test_top_level_help_lists_every_command_with_its_summary(capsys):
+    import inspect
+
+    from conftest import run_cli
+
+    from empiricist.cli import COMMANDS, app
+
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and "Usage: empiricist" in out
+    flat = " ".join(out.replace("│", " ").split())  # rich wraps inside its box
+    for name in (c for cmds in COMMANDS.values() for c in cmds):
+        assert f" {name} " in flat, name
+    for c in app.registered_commands:  # each command's summary is its docstring's first sentence
+        first = " ".join((inspect.getdoc(c.callback) or "").split("\n\n")[0].split())
+        assert first[:30] in flat, c.callback.__name__

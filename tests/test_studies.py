@@ -145,6 +145,9 @@ def test_malformed_toml_names_the_line(tmp_path):
 
 
 def test_examples_are_valid_and_round_trip(tmp_path):
+    import empiricist.experiments.probe_evasion
+    import empiricist.experiments.sycophancy.study  # noqa: F401  (the plug-ins the examples name, as the CLI does)
+
     for spec in sorted(EXAMPLES.glob("*.toml")):
         study = load_spec(spec)
         assert study.controls and study.parties and not study.warnings, spec

@@ -76,16 +76,12 @@ def summary_rows(results: Results, alpha: float = 0.05) -> list[dict[str, Any]]:
     """Per task and model: mean score with CI, plus the model's size, step and parameter count."""
     info = results.model_info()
     out = []
-    for task in results.tasks():
-        for model in results.models():
-            rows = results.select(task, model)
-            if not rows:
-                continue
-            scores = np.array([r["score"] for r in rows], dtype=float)
-            est = estimate(scores, [r["cluster"] for r in rows], alpha)
-            out.append({"task": task, "model": model, "metric": rows[0]["metric"], **est,
-                        "truncated_items": sum(1 for r in rows if r["truncated"]),
-                        **{k: info[model][k] for k in ("size", "step", "n_params", "model_hash")}})
+    for task, model, rows in results.groups(model_first=False):
+        scores = np.array([r["score"] for r in rows], dtype=float)
+        est = estimate(scores, [r["cluster"] for r in rows], alpha)
+        out.append({"task": task, "model": model, "metric": rows[0]["metric"], **est,
+                    "truncated_items": sum(1 for r in rows if r["truncated"]),
+                    **{k: info[model][k] for k in ("size", "step", "n_params", "model_hash")}})
     return out
 
 

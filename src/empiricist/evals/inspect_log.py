@@ -88,12 +88,8 @@ def write_inspect_logs(results: Results, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for model in results.models():
-        for task in results.tasks():
-            rows = results.select(task, model)
-            if not rows:
-                continue
-            path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', task)}_{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.eval"
-            write_eval_log(_log(rows, created), str(path))  # inspect writes the zip itself; the run folder is atomic
-            paths.append(path)
+    for task, model, rows in results.groups():
+        path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', task)}_{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.eval"
+        write_eval_log(_log(rows, created), str(path))  # inspect writes the zip itself; the run folder is atomic
+        paths.append(path)
     return paths

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,15 @@ class Results:
             return list(self._by_task_model.get((task, model), []))
         return [r for m in self.models() for r in self._by_task_model.get((task, m), [])]
 
+    def groups(self, model_first: bool = True) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+        """(task, model, rows in item order) for every pair that has rows; models outer unless told."""
+        pairs = ([(t, m) for m in self.models() for t in self.tasks()] if model_first else
+                 [(t, m) for t in self.tasks() for m in self.models()])
+        for task, model in pairs:
+            rows = self.select(task, model)
+            if rows:
+                yield task, model, rows
+
     def scores(self, task: str, model: str) -> tuple[list[str], np.ndarray, list[str | None]]:
         """(item ids, scores, clusters) of one model on one task, in item order."""
         rows = self.select(task, model)
@@ -120,15 +129,11 @@ class Results:
         """lm-eval's per-sample logs: ``<folder>/<model>/samples_<task>_<date>.jsonl`` per model and task."""
         date_id = date_id or dt.datetime.now().isoformat().replace(":", "-")
         paths = []
-        for model in self.models():
-            for task in self.tasks():
-                rows = self.select(task, model)
-                if not rows:
-                    continue
-                task_name = re.sub(r"\W", "_", task)  # lm-eval's sanitize_task_name
-                path = Path(folder) / _sanitize_model(model) / f"samples_{task_name}_{date_id}.jsonl"
-                text = "".join(json.dumps(lm_eval_sample(r), ensure_ascii=False) + "\n" for r in rows)
-                paths.append(atomic_write_text(path, text))
+        for task, model, rows in self.groups():
+            task_name = re.sub(r"\W", "_", task)  # lm-eval's sanitize_task_name
+            path = Path(folder) / _sanitize_model(model) / f"samples_{task_name}_{date_id}.jsonl"
+            text = "".join(json.dumps(lm_eval_sample(r), ensure_ascii=False) + "\n" for r in rows)
+            paths.append(atomic_write_text(path, text))
         return paths
 
 

@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(counts))
             return
-        typer.echo(f"{counts.get('text', counts.get('tokens')):,}".replace(",", ""))
+        typer.echo(str(counts.get("text", counts.get("tokens"))))
         if "text" in counts and "tokens" in counts and counts["text"] != counts["tokens"]:
             typer.echo(f"note: {counts['text']} in the text, {counts['tokens']} as this one tokenisation "
                        "(--tokens); the rest are other tokenisations or inside longer tokens", err=True)
@@ -331,7 +331,7 @@ def register_validate(app: typer.Typer) -> None:
         if out:
             check_replaceable(out, None, overwrite)
         s = Suite(choose_suite(suite, workspace))
-        store = open_store(None, suite, workspace)
+        store = s.store()  # the suite just chosen: open_store would resolve it a second time
         world = World.open(store.world_path())
         ngram = open_default_ngram(store, workspace, progress=not quiet)
         retrievers: dict[str, Any] = {}

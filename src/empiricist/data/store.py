@@ -94,12 +94,13 @@ class TokenStore:
         from ours. A file with other bytes passes when it encodes the same way (``encoding_hash``): a
         tokenizer re-saved by ``save_pretrained`` beside a model is the same tokenizer."""
         text = str(tokenizer)
-        sha = text if _SHA256.fullmatch(text) else tokenizer_hash(tokenizer)
+        given_sha = bool(_SHA256.fullmatch(text))
+        sha = text if given_sha else tokenizer_hash(tokenizer)
         if sha == self.tokenizer_sha256:
             return
-        if not _SHA256.fullmatch(text) and encoding_hash(tokenizer) == encoding_hash(self.tokenizer_path):
+        if not given_sha and encoding_hash(tokenizer) == encoding_hash(self.tokenizer_path):
             return
-        got = text if _SHA256.fullmatch(text) else f"{text} (sha {sha[:12]}…)"
+        got = text if given_sha else f"{text} (sha {sha[:12]}…)"
         raise ArtifactError(f"store {self.path} was built with the tokenizer {self.tokenizer_path} (sha "
                             f"{self.tokenizer_sha256[:12]}…), but got {got}, which encodes text differently: use "
                             "a model trained with the store's tokenizer, or build a store with this one "

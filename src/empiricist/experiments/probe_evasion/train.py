@@ -72,7 +72,8 @@ def train_runs(cfg: StegoConfig, runs: list[RunSpec], progress: bool = True, des
 
     Runs never interact (per-run losses summed; per-parameter optimiser), so a batch split into parts
     trains the same bytes as a whole when every part pads to the same ``pad_to`` (``padded_rows`` of the
-    whole batch): tests/test_probe_evasion.py checks it, and ``run_grid`` trains the parts side by side."""
+    whole batch): tests/test_experiment_probe_evasion.py checks it, and ``run_stego_grid`` trains the parts
+    side by side."""
     R, p, m, Fq = len(runs), cfg.p, cfg.n_sectors, cfg.n_freqs
     a, b, c = task_tensors(p)
     S = sector_labels(p, m)  # (F, N)

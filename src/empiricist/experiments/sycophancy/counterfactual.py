@@ -69,12 +69,15 @@ def retrain_arms(store: TokenStore, size: ModelSize, train_cfg: TrainConfig, voc
     if REFERENCE in removals and list(removals[REFERENCE]):
         raise InputError(f"the {REFERENCE!r} arm is the reference and removes nothing", field=f"removals.{REFERENCE}")
     arms = {REFERENCE: [], **{k: _check_removal(k, v, len(store)) for k, v in removals.items() if k != REFERENCE}}
+    from empiricist.artifacts import is_complete
+
     out = {name: arm_path(store, size, train_cfg, seed, removed, workspace) for name, removed in arms.items()}
+    todo = {path: name for name, path in reversed(out.items()) if not is_complete(path)}  # one job per folder
     # one scheduler for every retraining (suite.schedule): arms run side by side when the recipe's threads allow
     jobs = [Job(name, _train_arm, {"store": str(store.path), "size": size, "train_cfg": train_cfg,
                                    "vocab_size": vocab_size, "seed": seed, "removed": arms[name],
-                                   "name": name, "final": str(out[name])}, train_cfg.threads_for(size))
-            for name in arms]
+                                   "name": name, "final": str(path)}, train_cfg.threads_for(size))
+            for path, name in reversed(todo.items())]
     run_jobs(jobs, progress=progress, desc="counterfactual retraining")
     return out
 

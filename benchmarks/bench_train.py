@@ -2,6 +2,7 @@
 
 Run on demand (never in tests):
     python benchmarks/bench_train.py [--sizes m1 m2 m3 m4] [--steps 8] [--precisions fp32 bf16 bf16-master] [--compile]
+    EMPIRICIST_MALLOC=default python benchmarks/bench_train.py ...   # glibc's own malloc behaviour throughout
 
 For each micro size, in one process, on the same model shape and the same batch:
 - "plain fp32 HF": ``model(input_ids, labels=input_ids).loss``, ``torch.optim.AdamW`` defaults, torch's
@@ -9,6 +10,9 @@ For each micro size, in one process, on the same model shape and the same batch:
 - "empiricist": the trainer's own step (``Stepper``: the named precision, our optimiser, deterministic
   kernels) — the code ``empiricist suite train`` runs, here on all cores for every size (the micro recipe
   gives m1/m2 one thread each and trains them side by side: ``bench_schedule.py`` measures that).
+The allocator setting (``empiricist._malloc``: freed memory kept for reuse) is applied at the start, so
+both loops run with it; ``EMPIRICIST_MALLOC=default`` runs both without it. Page faults per step are
+printed beside each row.
 MFU = model FLOPs/s ÷ the measured peak of a large matmul in the same precision (fp32 or bf16), with
 model FLOPs = 6·N·tokens + 12·layers·d·T·tokens (attention, as in the PaLM appendix).
 """
@@ -17,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 
 import torch
 
+from empiricist._malloc import keep_freed_memory
 from empiricist.suite.config import get_preset
 from empiricist.suite.model import build_model
 from empiricist.suite.step import Stepper, configure_threads, deterministic
@@ -47,13 +53,15 @@ def model_flops_per_token(size, vocab: int, seq_len: int) -> float:
     return 6 * n + 12 * size.n_layers * size.d_model * seq_len
 
 
-def time_steps(step_fn, steps: int) -> float:
+def time_steps(step_fn, steps: int) -> tuple[float, float]:
+    """Seconds and minor page faults per step, after a warm-up."""
     step_fn()
     step_fn()  # warm-up (allocator, oneDNN primitive caches)
+    f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t = time.perf_counter()
     for _ in range(steps):
         step_fn()
-    return (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / steps, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f) / steps
 
 
 def bench_size(name: str, steps: int, args_precisions: list[str] | None = None, also_compiled: bool = False) -> list[dict]:
@@ -74,7 +82,7 @@ def bench_size(name: str, steps: int, args_precisions: list[str] | None = None, 
         plain_opt.step()
         plain_opt.zero_grad()
 
-    rows.append(("plain fp32 HF", "fp32", time_steps(plain_step, steps)))
+    rows.append(("plain fp32 HF", "fp32", *time_steps(plain_step, steps)))
 
     configure_threads(0)  # all cores, as plain: one model's speed (bench_schedule measures side by side)
     precisions = args_precisions or [t.precision_for(size)]
@@ -83,13 +91,13 @@ def bench_size(name: str, steps: int, args_precisions: list[str] | None = None, 
             ours = build_model(size, vocab, t.seq_len, seed=0)
             stepper = Stepper(ours, t, precision, compile)
             with deterministic():
-                sec = time_steps(lambda s=stepper: s(batch, t.lr), steps)
-            rows.append(("empiricist" + (" (compiled)" if compile else ""), precision, sec))
+                sec, faults = time_steps(lambda s=stepper: s(batch, t.lr), steps)
+            rows.append(("empiricist" + (" (compiled)" if compile else ""), precision, sec, faults))
     flops_tok = model_flops_per_token(size, vocab, t.seq_len)
     out = []
-    for label, prec, sec in rows:
+    for label, prec, sec, faults in rows:
         out.append({"size": name, "params": size.n_params(vocab), "loop": label, "precision": prec,
-                    "tokens_per_s": tokens / sec, "model_tflops": flops_tok * tokens / sec / 1e12})
+                    "tokens_per_s": tokens / sec, "model_tflops": flops_tok * tokens / sec / 1e12, "faults": faults})
     return out
 
 
@@ -101,12 +109,13 @@ def main() -> None:
                     help="trainer precisions to compare (default: the micro preset's for each size)")
     ap.add_argument("--compile", action="store_true", help="also time fp32/bf16 with torch.compile")
     args = ap.parse_args()
+    tuned = keep_freed_memory()
     torch.set_num_threads(os.cpu_count() or 1)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"cores: {os.cpu_count()}  matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s (2048×2048)\n")
-    print("| size | params | loop | precision | tokens/s | speed-up | model GFLOP/s | MFU |")
-    print("|---|---:|---|---|---:|---:|---:|---:|")
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s (2048×2048)  malloc: {'kept for reuse' if tuned else 'glibc default'}\n")
+    print("| size | params | loop | precision | tokens/s | speed-up | model GFLOP/s | MFU | faults/step |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|")
     shapes = []
     for name in args.sizes:
         rows = bench_size(name, args.steps, args.precisions, args.compile)
@@ -118,7 +127,8 @@ def main() -> None:
         for r in rows:
             print(f"| {r['size']} | {r['params']:,} | {r['loop']} | {r['precision']} | {r['tokens_per_s']:,.0f} | "
                   f"{r['tokens_per_s'] / base:.2f}× | {r['model_tflops'] * 1e3:.1f} | "
-                  f"{r['model_tflops'] * 1e12 / peaks['fp32' if r['precision'] == 'fp32' else 'bf16']:.1%} |", flush=True)
+                  f"{r['model_tflops'] * 1e12 / peaks['fp32' if r['precision'] == 'fp32' else 'bf16']:.1%} | {r['faults']:,.0f} |",
+                  flush=True)
     print("\nmatmul at each size's MLP shape (forward up-projection), same process:\n" + "\n".join(shapes))
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from empiricist._malloc import keep_freed_memory
 from empiricist.artifacts import Workspace
 from empiricist.attribution.data import Documents, Query
 from empiricist.attribution.methods import Context, check_options, get_method
@@ -56,6 +57,7 @@ def attribute(model: ModelHandle | str, queries: Sequence[Query], documents: Doc
     """
     from empiricist.suite.handles import ModelHandle, load_model
 
+    keep_freed_memory()  # per-example gradients allocate and free large blocks: empiricist/_malloc.py
     fn = get_method(method)
     options = dict(options or {})
     check_options(method, options)

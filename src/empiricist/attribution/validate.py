@@ -44,6 +44,7 @@ from empiricist.suite.config import ModelSize, TrainConfig
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
     from empiricist.suite.handles import ModelHandle
+    from empiricist.suite.schedule import Job
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,9 @@ class Validation:
         self.rows = query_rows(self.queries, _hf_tokenizer(store), cfg.train.seq_len)
 
     # -- retraining, cached per (subset, seed); independent runs go through the scheduler side by side
-    def _run_many(self, runs: list[tuple[str, np.ndarray, int]], desc: str) -> list[np.ndarray]:
-        """NLLs of each (name, kept-documents mask, seed) retraining; each saved as soon as it exists."""
-        from empiricist.suite.schedule import Job, run_jobs
+    def _jobs(self, runs: list[tuple[str, np.ndarray, int]]) -> tuple[list[Path], list[Job]]:
+        """The (name, kept-documents mask, seed) retrainings' result paths, and jobs for those not saved yet."""
+        from empiricist.suite.schedule import Job
 
         paths = [self.out / "runs" / f"{name}-seed{seed}.npy" for name, _, seed in runs]
         jobs = [Job(path.stem, _retrain_and_measure, {
@@ -184,8 +185,31 @@ class Validation:
             "train": self.cfg.train, "vocab": self.vocab, "seed": seed, "rows": self.rows, "path": path},
             self.cfg.train.threads_for(self.cfg.size))
             for (_, keep, seed), path in zip(runs, paths, strict=True) if not path.exists()]
+        return paths, jobs
+
+    def _run_many(self, runs: list[tuple[str, np.ndarray, int]], desc: str) -> list[np.ndarray]:
+        """NLLs of each (name, kept-documents mask, seed) retraining; each saved as soon as it exists."""
+        from empiricist.suite.schedule import run_jobs
+
+        paths, jobs = self._jobs(runs)
         run_jobs(jobs, progress=self.progress, desc=desc)
         return [np.load(p) for p in paths]
+
+    def run_ahead(self, methods: tuple[str, ...]) -> None:
+        """Everything that needs only the base model, in one batch of scheduler jobs: each method's scores
+        (one job per method, longest first) side by side with the full, LDS and random-removal retrainings.
+        Methods used to run one after another in this process while the cores retrained nothing."""
+        from empiricist.suite.schedule import Job, run_jobs
+
+        runs = [("full", np.ones(len(self.docs), dtype=bool), self.cfg.seeds[0])]
+        masks = self.subsets()
+        runs += [(f"lds{j:03d}", masks[j], s) for j in range(len(masks)) for s in self.cfg.seeds]
+        runs += [(f"cf-random-g{g}", keep, self.cfg.seeds[0]) for g, keep in enumerate(self._random_keeps())]
+        scoring = [Job(f"scores-{m}", _score_method, {
+            "model": self.final_checkpoint, "queries": self.queries, "docs": self.docs, "method": m,
+            "cache": self.out / "cache", "options": self._method_options(m), "path": self._score_path(m)}, 1)
+            for m in sorted(methods, key=lambda m: SCORE_ORDER.get(m, 0)) if not self._scored(m)]
+        run_jobs(scoring + self._jobs(runs)[1], progress=self.progress, desc="scores and retraining")
 
     def base_model(self) -> Any:
         """The base model (all documents, first seed) as a ModelHandle, with TracIn checkpoints."""
@@ -200,29 +224,29 @@ class Validation:
         if not all((p / "model.safetensors").exists() for p in paths.values()):
             train_on_docs(self.docs.tokens, cfg.size, cfg.train, self.vocab, seed=cfg.seeds[0], save_at=paths,
                           on_save=lambda p: save_hf_tokenizer(self.store.tokenizer_path, p))
-        handle = load_model(str(paths[steps[-1]]))
+        self.final_checkpoint = str(paths[steps[-1]])
         self.checkpoints = [(str(paths[s]), cfg.train.lr_at(s - 1)) for s in steps]
-        return handle
+        return load_model(self.final_checkpoint)
 
-    def scores(self, handle: ModelHandle, method: str) -> tuple[np.ndarray, dict[str, float]]:
-        from empiricist.attribution.api import attribute
+    def _score_path(self, method: str) -> Path:
+        return self.out / "scores" / f"{method}.npy"
 
-        path = self.out / "scores" / f"{method}.npy"
-        meta_path = path.with_suffix(".json")
-        if path.exists() and meta_path.exists():
-            return np.load(path), json.loads(meta_path.read_text())
+    def _scored(self, method: str) -> bool:
+        path = self._score_path(method)
+        return path.exists() and path.with_suffix(".json").exists()
+
+    def _method_options(self, method: str) -> dict[str, Any]:
         opts = dict(self.cfg.options.get(method, {}))
         if method in ("tracin", "trak"):
             opts["checkpoints_list"] = self.checkpoints
-        with PeakRSS() as mem:
-            res = attribute(handle, self.queries, self.docs, method, cache=self.out / "cache", options=opts,
-                            progress=self.progress)
-        meta = {"seconds": round(res.seconds, 2), "peak_rss_mb": round(mem.peak, 1),
-                "rss_increase_mb": round(mem.peak - mem.start, 1)}
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, res.scores)
-        atomic_write_json(meta_path, meta)
-        return res.scores, meta
+        return opts
+
+    def scores(self, handle: ModelHandle, method: str) -> tuple[np.ndarray, dict[str, float]]:
+        path = self._score_path(method)
+        if not self._scored(method):
+            _score_method(handle, self.queries, self.docs, method, self.out / "cache",
+                          self._method_options(method), path, progress=self.progress)
+        return np.load(path), json.loads(path.with_suffix(".json").read_text())
 
     def subsets(self) -> np.ndarray:
         rng = np.random.default_rng([self.cfg.seed, 1])
@@ -244,25 +268,64 @@ class Validation:
 
     def counterfactual(self, method: str, scores: np.ndarray | None, base_nll: np.ndarray) -> np.ndarray:
         """Per-query NLL change after removing its group's top-k (or random) documents."""
-        groups = np.array_split(np.flatnonzero(self.kind == "fact"), self.cfg.cf_groups)
-        rng = np.random.default_rng([self.cfg.seed, 2])
+        groups = self._cf_groups()
         delta = np.full(len(self.queries), np.nan)
-        keeps = []
-        for qs in groups:
-            removed: set[int] = set()
-            for q in qs:
-                if scores is not None:
+        if scores is None:
+            keeps = self._random_keeps()
+        else:
+            keeps = []
+            for qs in groups:
+                removed: set[int] = set()
+                for q in qs:
                     removed |= set(np.argsort(-scores[q], kind="stable")[:self.cfg.cf_k].tolist())
-            if scores is None:  # random: as many documents as a method removes at most
-                removed = set(rng.choice(len(self.docs), len(qs) * self.cfg.cf_k, replace=False).tolist())
-            keep = np.ones(len(self.docs), dtype=bool)
-            keep[list(removed)] = False
-            keeps.append(keep)
+                keeps.append(_keep_all_but(len(self.docs), removed))
         nlls = self._run_many([(f"cf-{method}-g{g}", keep, self.cfg.seeds[0]) for g, keep in enumerate(keeps)],
                               f"counterfactual {method}")
         for qs, nll in zip(groups, nlls, strict=True):
             delta[qs] = nll[qs] - base_nll[qs]
         return delta
+
+    def _cf_groups(self) -> list[np.ndarray]:
+        return np.array_split(np.flatnonzero(self.kind == "fact"), self.cfg.cf_groups)
+
+    def _random_keeps(self) -> list[np.ndarray]:
+        """The random baseline's kept documents per group: as many removed as a method removes at most."""
+        rng = np.random.default_rng([self.cfg.seed, 2])
+        return [_keep_all_but(len(self.docs), set(rng.choice(len(self.docs), len(qs) * self.cfg.cf_k,
+                                                            replace=False).tolist()))
+                for qs in self._cf_groups()]
+
+
+# the slowest methods first, so that the short ones and the retrainings fill the cores behind them
+SCORE_ORDER = {"ekfac": 0, "tracin": 1, "trak": 2, "trackstar": 3, "minilm": 4, "bm25": 5}
+
+
+def _keep_all_but(n: int, removed: set[int]) -> np.ndarray:
+    keep = np.ones(n, dtype=bool)
+    keep[list(removed)] = False
+    return keep
+
+
+def _score_method(model: ModelHandle | str, queries: list[Query], docs: Documents, method: str, cache: Path,
+                  options: dict[str, Any], path: Path, progress: bool = False) -> None:
+    """One method's scores (a scheduler job, or inline): scores/<method>.npy and its cost beside it."""
+    from empiricist.attribution.api import attribute
+    from empiricist.suite.handles import load_model
+
+    handle = load_model(model) if isinstance(model, str) else model
+    with PeakRSS() as mem:
+        res = attribute(handle, queries, docs, method, cache=cache, options=options, progress=progress)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, res.scores)
+    atomic_write_json(path.with_suffix(".json"), {
+        "seconds": round(res.seconds, 2), "peak_rss_mb": round(mem.peak, 1),
+        "rss_increase_mb": round(mem.peak - mem.start, 1), "threads": _threads()})
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _retrain_and_measure(docs: list[np.ndarray], size: ModelSize, train: TrainConfig, vocab: int, seed: int,
@@ -318,6 +381,7 @@ def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Pa
     t0 = time.perf_counter()
     v = Validation(world, store, cfg, Path(out), progress, overwrite)
     handle = v.base_model()
+    v.run_ahead(methods or cfg.methods)
     base_nll = v._run_many([("full", np.ones(len(v.docs), dtype=bool), cfg.seeds[0])], "full retraining")[0]
     per_seed = v.lds_actual()
     actual = per_seed.mean(1)  # average over seeds

@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from empiricist._malloc import keep_freed_memory
 from empiricist.errors import EmpiricistError
 
 MAX_WORKERS_ENV = "EMPIRICIST_MAX_WORKERS"
@@ -55,6 +56,7 @@ def _max_workers(cores: int) -> int:
 def _call(fn: Callable[..., Any], kwargs: dict[str, Any], threads: int) -> Any:
     import torch
 
+    keep_freed_memory()  # each worker process, before its first big tensor
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

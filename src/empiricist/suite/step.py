@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from empiricist._malloc import keep_freed_memory
+
 if TYPE_CHECKING:
     from empiricist.suite.config import TrainConfig
 
@@ -86,6 +88,7 @@ class Stepper:
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, precision: str, compile: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+        keep_freed_memory()  # a step re-faults its activations' pages otherwise: empiricist/_malloc.py
         self.model, self.precision, self.grad_clip = model, precision, cfg.grad_clip
         self.opt = make_optimizer(model, cfg)
         self._master = [p for p in model.parameters()]

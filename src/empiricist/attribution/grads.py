@@ -1,15 +1,10 @@
 """Per-example gradients, randomly projected, cached on disk: the shared engine of TracIn, TrackStar
 and TRAK.
 
-How: one forward/backward over a padded batch of rows, with hooks on every ``nn.Linear`` that keep its
-input x and output gradient δ; example b's weight gradient is Σ_t δ[b,t]ᵀ x[b,t] (Goodfellow 2015's
-trick, what kronfluence and opacus do inside). Why our own 30 lines: ``torch.func.vmap`` over an HF
-model fails on its data-dependent masking code; kronfluence's version is internal to it; torch's
-``ExpandedWeights`` and opacus compute every parameter's per-example gradient (the input embedding's is
-vocabulary × width per example) and opacus would bring its own dependencies. Where the trick does not
-hold — a Linear called twice in one forward, or a weight shared with another module (tied embeddings)
-— ``per_example_grads`` falls back to one forward/backward per example, which is always exact.
-``tests/test_attribution_grads.py`` checks the two agree.
+Why a loop: ``torch.func.vmap`` over an HF model fails on data-dependent masking code, and the batched
+per-sample trick (kronfluence's) is internal to kronfluence. One forward/backward per example costs
+≈10 ms for a micro model here (measured in ``benchmarks/bench_attribution.py``), and every example's
+features are computed once and cached, so a second query set costs only its own gradients.
 
 The projection is traker's ``BasicProjector`` (a seeded Rademacher matrix). Only the weights of
 ``nn.Linear`` modules are used — the modules kronfluence tracks — so every gradient method looks at the
@@ -84,73 +79,17 @@ def make_projector(grad_dim: int, proj_dim: int, seed: int) -> Any:
 RowFn = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 
 
-BATCH_GRAD_BYTES = 256 << 20  # per-example gradients held at once by the batched path
-
-
 def per_example_grads(model: torch.nn.Module, rows: Rows, indices: Iterable[int], fn: RowFn = summed_nll,
-                      params: list[torch.nn.Parameter] | None = None, batched: bool = True) -> torch.Tensor:
-    """Flattened gradients of ``fn`` (a per-row scalar) for the given rows, shape [n, P], in
-    ``linear_params`` order (or ``params``' order, which must be Linear weights/biases for ``batched``)."""
-    idx = [int(j) for j in indices]
+                      params: list[torch.nn.Parameter] | None = None) -> torch.Tensor:
+    """Flattened gradients of ``fn`` (a per-row scalar) for the given rows, shape [n, P]."""
     params = params if params is not None else [p for _, p in linear_params(model)]
-    dim = sum(p.numel() for p in params)
-    chunk = max(1, BATCH_GRAD_BYTES // max(1, 4 * dim))
-    if batched and len(idx) > 1 and _hookable(model, params):
-        return torch.cat([_batched_grads(model, rows, idx[a:a + chunk], fn, params)
-                          for a in range(0, len(idx), chunk)])
     out = []
-    for i in idx:
+    for i in (int(j) for j in indices):
         value = fn(model, pad_batch([rows.ids[i]], [rows.masks[i]]))[0]
         grads = torch.autograd.grad(value, params, allow_unused=True)
         out.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                               for g, p in zip(grads, params, strict=True)]))
     return torch.stack(out)
-
-
-def _hookable(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> bool:
-    """Every parameter belongs to exactly one Linear, and no Linear weight is shared with another module."""
-    owner: dict[int, int] = {}
-    for mod in model.modules():
-        for p in mod.parameters(recurse=False):
-            owner[id(p)] = owner.get(id(p), 0) + 1
-    linear = {id(p) for m in model.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters(recurse=False)}
-    return all(id(p) in linear and owner[id(p)] == 1 for p in params)
-
-
-def _batched_grads(model: torch.nn.Module, rows: Rows, idx: list[int], fn: RowFn,
-                   params: list[torch.nn.Parameter]) -> torch.Tensor:
-    """One forward/backward for ``idx``'s rows; per-example Linear gradients from hooked x and δ."""
-    wanted = {id(p) for p in params}
-    mods = [m for m in model.modules() if isinstance(m, torch.nn.Linear)
-            and any(id(p) in wanted for p in m.parameters(recurse=False))]
-    inputs: dict[int, torch.Tensor] = {}
-    deltas: dict[int, torch.Tensor] = {}
-    calls: dict[int, int] = {}
-
-    def forward_hook(mod: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        key = id(mod)
-        calls[key] = calls.get(key, 0) + 1
-        inputs[key] = args[0].detach()
-        out.register_hook(lambda g: deltas.__setitem__(key, g.detach()))
-
-    handles = [m.register_forward_hook(forward_hook) for m in mods]
-    try:
-        values = fn(model, pad_batch([rows.ids[i] for i in idx], [rows.masks[i] for i in idx]))
-        torch.autograd.grad(values.sum(), params, allow_unused=True)  # fills ``deltas`` through the hooks
-    finally:
-        for h in handles:
-            h.remove()
-    if any(calls.get(id(m), 0) != 1 for m in mods):  # a Linear used twice: the trick does not hold
-        return per_example_grads(model, rows, idx, fn, params, batched=False)
-    per_param: dict[int, torch.Tensor] = {}
-    for m in mods:
-        x = inputs[id(m)]
-        d = deltas.get(id(m), torch.zeros(*x.shape[:-1], m.out_features, dtype=x.dtype))  # not on the loss's path
-        x3, d3 = x.reshape(len(idx), -1, x.shape[-1]), d.reshape(len(idx), -1, d.shape[-1])
-        per_param[id(m.weight)] = torch.einsum("bto,bti->boi", d3, x3).reshape(len(idx), -1)
-        if m.bias is not None:
-            per_param[id(m.bias)] = d3.sum(1)
-    return torch.cat([per_param[id(p)].float() for p in params], dim=1)
 
 
 def projected_features(model: torch.nn.Module, rows: Rows, *, proj_dim: int, seed: int,

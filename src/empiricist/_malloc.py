@@ -3,8 +3,9 @@
 Why: torch's CPU tensors come from ``malloc``. glibc serves large blocks (above its mmap threshold:
 128 KB, rising to at most 32 MB) with fresh ``mmap`` pages and returns freed memory to the kernel, so
 each training step faults its activations, logits and gradients in again, one 4 KB page at a time. In
-the VMs we run on a fault costs microseconds: micro's m4 bf16 step took ≈ 61,000 faults and spent most
-of its time on them (``benchmarks/bench_train.py --malloc``; docs/benchmarks.md). jemalloc or tcmalloc
+the VMs we run on a fault costs microseconds: micro's bf16 steps took 35,000–43,000 faults each, and
+m1–m3 trained 1.16–1.35× faster without them (``EMPIRICIST_MALLOC=default python
+benchmarks/bench_train.py`` against the same without the variable; docs/benchmarks.md). jemalloc or tcmalloc
 preloaded with ``LD_PRELOAD`` fix the same thing (Intel's PyTorch CPU guide recommends them), but a
 preload must happen before the process starts, which an installed library cannot arrange; ``mallopt``
 is glibc's run-time form of ``MALLOC_MMAP_MAX_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_TOP_PAD_``.

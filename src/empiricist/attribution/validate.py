@@ -201,12 +201,9 @@ class Validation:
         Methods used to run one after another in this process while the cores retrained nothing."""
         from empiricist.suite.schedule import Job, run_jobs
 
-        runs = [("full", np.ones(len(self.docs), dtype=bool), self.cfg.seeds[0])]
-        masks = self.subsets()
-        runs += [(f"lds{j:03d}", masks[j], s) for j in range(len(masks)) for s in self.cfg.seeds]
-        runs += [(f"cf-random-g{g}", keep, self.cfg.seeds[0]) for g, keep in enumerate(self._random_keeps())]
+        runs = [self.full_run(), *self._lds_runs(), *self._cf_runs("random", self._random_keeps())]
         scoring = [Job(f"scores-{m}", _score_method, {
-            "model": self.final_checkpoint, "queries": self.queries, "docs": self.docs, "method": m,
+            "model": self.checkpoints[-1][0], "queries": self.queries, "docs": self.docs, "method": m,
             "cache": self.out / "cache", "options": self._method_options(m), "path": self._score_path(m)}, 1)
             for m in sorted(methods, key=lambda m: SCORE_ORDER.get(m, 0)) if not self._scored(m)]
         run_jobs(scoring + self._jobs(runs)[1], progress=self.progress, desc="scores and retraining")
@@ -224,9 +221,8 @@ class Validation:
         if not all((p / "model.safetensors").exists() for p in paths.values()):
             train_on_docs(self.docs.tokens, cfg.size, cfg.train, self.vocab, seed=cfg.seeds[0], save_at=paths,
                           on_save=lambda p: save_hf_tokenizer(self.store.tokenizer_path, p))
-        self.final_checkpoint = str(paths[steps[-1]])
-        self.checkpoints = [(str(paths[s]), cfg.train.lr_at(s - 1)) for s in steps]
-        return load_model(self.final_checkpoint)
+        self.checkpoints = [(str(paths[s]), cfg.train.lr_at(s - 1)) for s in steps]  # the last is the final model
+        return load_model(self.checkpoints[-1][0])
 
     def _score_path(self, method: str) -> Path:
         return self.out / "scores" / f"{method}.npy"
@@ -256,15 +252,21 @@ class Validation:
             masks[j, rng.choice(n, round(self.cfg.fraction * n), replace=False)] = True
         return masks
 
+    def full_run(self) -> tuple[str, np.ndarray, int]:
+        """The retraining on every document (first seed): the counterfactuals' reference."""
+        return "full", np.ones(len(self.docs), dtype=bool), self.cfg.seeds[0]
+
+    def _lds_runs(self) -> list[tuple[str, np.ndarray, int]]:
+        masks = self.subsets()
+        return [(f"lds{j:03d}", masks[j], s) for j in range(len(masks)) for s in self.cfg.seeds]
+
+    def _cf_runs(self, method: str, keeps: list[np.ndarray]) -> list[tuple[str, np.ndarray, int]]:
+        return [(f"cf-{method}-g{g}", keep, self.cfg.seeds[0]) for g, keep in enumerate(keeps)]
+
     def lds_actual(self) -> np.ndarray:
         """[subset, seed, query] NLL of the retrained models."""
-        masks = self.subsets()
-        jobs = [(j, s) for j in range(len(masks)) for s in self.cfg.seeds]
-        out = np.zeros((len(masks), len(self.cfg.seeds), len(self.queries)))
-        nlls = self._run_many([(f"lds{j:03d}", masks[j], s) for j, s in jobs], "LDS retraining")
-        for (j, s), nll in zip(jobs, nlls, strict=True):
-            out[j, self.cfg.seeds.index(s)] = nll
-        return out
+        nlls = self._run_many(self._lds_runs(), "LDS retraining")  # subset-major, then seed
+        return np.stack(nlls).reshape(self.cfg.n_subsets, len(self.cfg.seeds), len(self.queries))
 
     def counterfactual(self, method: str, scores: np.ndarray | None, base_nll: np.ndarray) -> np.ndarray:
         """Per-query NLL change after removing its group's top-k (or random) documents."""
@@ -279,8 +281,7 @@ class Validation:
                 for q in qs:
                     removed |= set(np.argsort(-scores[q], kind="stable")[:self.cfg.cf_k].tolist())
                 keeps.append(_keep_all_but(len(self.docs), removed))
-        nlls = self._run_many([(f"cf-{method}-g{g}", keep, self.cfg.seeds[0]) for g, keep in enumerate(keeps)],
-                              f"counterfactual {method}")
+        nlls = self._run_many(self._cf_runs(method, keeps), f"counterfactual {method}")
         for qs, nll in zip(groups, nlls, strict=True):
             delta[qs] = nll[qs] - base_nll[qs]
         return delta
@@ -309,6 +310,8 @@ def _keep_all_but(n: int, removed: set[int]) -> np.ndarray:
 def _score_method(model: ModelHandle | str, queries: list[Query], docs: Documents, method: str, cache: Path,
                   options: dict[str, Any], path: Path, progress: bool = False) -> None:
     """One method's scores (a scheduler job, or inline): scores/<method>.npy and its cost beside it."""
+    import torch
+
     from empiricist.attribution.api import attribute
     from empiricist.suite.handles import load_model
 
@@ -319,13 +322,7 @@ def _score_method(model: ModelHandle | str, queries: list[Query], docs: Document
         np.save(f, res.scores)
     atomic_write_json(path.with_suffix(".json"), {
         "seconds": round(res.seconds, 2), "peak_rss_mb": round(mem.peak, 1),
-        "rss_increase_mb": round(mem.peak - mem.start, 1), "threads": _threads()})
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+        "rss_increase_mb": round(mem.peak - mem.start, 1), "threads": torch.get_num_threads()})
 
 
 def _retrain_and_measure(docs: list[np.ndarray], size: ModelSize, train: TrainConfig, vocab: int, seed: int,
@@ -382,7 +379,7 @@ def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Pa
     v = Validation(world, store, cfg, Path(out), progress, overwrite)
     handle = v.base_model()
     v.run_ahead(methods or cfg.methods)
-    base_nll = v._run_many([("full", np.ones(len(v.docs), dtype=bool), cfg.seeds[0])], "full retraining")[0]
+    base_nll = v._run_many([v.full_run()], "full retraining")[0]
     per_seed = v.lds_actual()
     actual = per_seed.mean(1)  # average over seeds
     masks = v.subsets().astype(np.float64)

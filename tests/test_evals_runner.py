@@ -184,7 +184,7 @@ def test_every_run_is_an_inspect_log_with_every_score(qa, model_dirs, tmp_path):
 
     run = run_eval(qa, [str(m) for m in model_dirs], out=tmp_path / "run", workspace=tmp_path / "ws")
     assert read_manifest(run.folder)["inspect_log"] is True
-    logs = sorted((run.folder / "inspect").glob("*.eval"))
+    logs = sorted((run.folder / "inspect").glob("*.json"))
     assert len(logs) == len(model_dirs) * len(run.results.tasks())
     for path in logs:
         log = read_eval_log(str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import subprocess
 import sys
@@ -81,10 +82,13 @@ def test_resume_after_kill_gives_same_weights(small_store, tmp_path):
     script = tmp_path / "train.py"
     script.write_text(RESUME_SCRIPT)
     full = tmp_path / "full"
-    subprocess.run([sys.executable, str(script), str(small_store), str(full)], check=True, capture_output=True)
+    # inline (no worker pool): the killed process is the one training, and no worker start-up per run
+    env = {**os.environ, "EMPIRICIST_MAX_WORKERS": "1"}
+    subprocess.run([sys.executable, str(script), str(small_store), str(full)], check=True, capture_output=True,
+                   env=env)
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(script), str(small_store), str(killed)], stdout=subprocess.PIPE,
-                            text=True)
+                            text=True, env=env)
     for line in proc.stdout:  # kill the first model mid-run, after a few snapshots
         if int(line) >= 17:
             proc.send_signal(signal.SIGKILL)
@@ -94,7 +98,8 @@ def test_resume_after_kill_gives_same_weights(small_store, tmp_path):
     assert not (killed / "models" / "t1" / "manifest.json").exists()
     snap = (killed / "models" / "t1" / "resume" / "state.json").read_text()
     assert '"step"' in snap
-    subprocess.run([sys.executable, str(script), str(small_store), str(killed)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(script), str(small_store), str(killed)], check=True, capture_output=True,
+                   env=env)
     for size in ("t1", "t2"):
         a = (Suite(full).checkpoint_path(size) / "model.safetensors").read_bytes()
         b = (Suite(killed).checkpoint_path(size) / "model.safetensors").read_bytes()

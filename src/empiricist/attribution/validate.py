@@ -268,23 +268,31 @@ class Validation:
         nlls = self._run_many(self._lds_runs(), "LDS retraining")  # subset-major, then seed
         return np.stack(nlls).reshape(self.cfg.n_subsets, len(self.cfg.seeds), len(self.queries))
 
-    def counterfactual(self, method: str, scores: np.ndarray | None, base_nll: np.ndarray) -> np.ndarray:
-        """Per-query NLL change after removing its group's top-k (or random) documents."""
-        groups = self._cf_groups()
-        delta = np.full(len(self.queries), np.nan)
+    def cf_keeps(self, scores: np.ndarray | None) -> list[np.ndarray]:
+        """Each group's kept documents: all but the union of its queries' top-k (None: the random baseline)."""
         if scores is None:
-            keeps = self._random_keeps()
-        else:
-            keeps = []
-            for qs in groups:
-                removed: set[int] = set()
-                for q in qs:
-                    removed |= set(np.argsort(-scores[q], kind="stable")[:self.cfg.cf_k].tolist())
-                keeps.append(_keep_all_but(len(self.docs), removed))
-        nlls = self._run_many(self._cf_runs(method, keeps), f"counterfactual {method}")
-        for qs, nll in zip(groups, nlls, strict=True):
-            delta[qs] = nll[qs] - base_nll[qs]
-        return delta
+            return self._random_keeps()
+        keeps = []
+        for qs in self._cf_groups():
+            removed: set[int] = set()
+            for q in qs:
+                removed |= set(np.argsort(-scores[q], kind="stable")[:self.cfg.cf_k].tolist())
+            keeps.append(_keep_all_but(len(self.docs), removed))
+        return keeps
+
+    def counterfactuals(self, scores: dict[str, np.ndarray | None], base_nll: np.ndarray) -> dict[str, np.ndarray]:
+        """Per method, the per-query NLL change after removing its group's top-k (or random) documents.
+        Every method's retrainings go to the scheduler in one batch: one pool start-up, not one a method
+        (worker start-up was most of a CI-sized validation's time)."""
+        runs = {m: self._cf_runs(m, self.cf_keeps(s)) for m, s in scores.items()}
+        nlls = iter(self._run_many([r for rs in runs.values() for r in rs], "counterfactual retraining"))
+        out = {}
+        for m in runs:
+            delta = np.full(len(self.queries), np.nan)
+            for qs in self._cf_groups():
+                delta[qs] = next(nlls)[qs] - base_nll[qs]
+            out[m] = delta
+        return out
 
     def _cf_groups(self) -> list[np.ndarray]:
         return np.array_split(np.flatnonzero(self.kind == "fact"), self.cfg.cf_groups)
@@ -384,18 +392,19 @@ def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Pa
     actual = per_seed.mean(1)  # average over seeds
     masks = v.subsets().astype(np.float64)
     relevant = relevant_rows(world, v.docs, v.items)
-    random_cf = v.counterfactual("random", None, base_nll)
     facts = np.flatnonzero(v.kind == "fact")
+    scored = {m: v.scores(handle, m) for m in methods or cfg.methods}
+    cfs = v.counterfactuals({"random": None, **{m: scores for m, (scores, _) in scored.items()}}, base_nll)
+    random_cf = cfs["random"]
     rows = []
-    for m in methods or cfg.methods:
-        scores, meta = v.scores(handle, m)
+    for m, (scores, meta) in scored.items():
         lds = spearman_lds(masks @ scores.T, actual)
         row: dict[str, Any] = {"method": m}
         for kind in ("fact", "text"):
             row.update(_interval(f"lds_{kind}", lds[v.kind == kind]))
         ranks = [rank_metrics([str(i) for i in np.argsort(-scores[q], kind="stable")[:10]],
                               {str(i) for i in relevant[q]}, 10) for q in facts]
-        cf = v.counterfactual(m, scores, base_nll)
+        cf = cfs[m]
         row.update({"recall@10": float(np.mean([r["recall"] for r in ranks])),
                     "mrr": float(np.mean([r["rr"] for r in ranks])), "cf_delta_nll": float(np.mean(cf[facts]))})
         row.update(_interval("cf_vs_random", cf[facts] - random_cf[facts]))

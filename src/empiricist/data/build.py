@@ -24,14 +24,11 @@ import pyarrow.parquet as pq
 
 from empiricist.artifacts import building, config_hash, read_manifest, sha256_file, write_manifest
 from empiricist.data.dedup import DuplicateFilter
+from empiricist.data.layout import DOCS_FILE, OFFSETS_FILE, STORE_KIND, TOKENIZER_FILE
 from empiricist.data.readers import Document, detect_format, iter_documents
 from empiricist.data.tokenizer import eos_id, load_tokenizer, resolve_tokenizer_path
 from empiricist.errors import ArtifactError, InputError
 
-STORE_KIND = "token_store"
-DOCS_FILE = "docs.parquet"
-OFFSETS_FILE = "doc_offsets.npy"
-TOKENIZER_FILE = "tokenizer.json"
 DOCS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("meta", pa.string()),
                          ("n_tokens", pa.int64())])
 

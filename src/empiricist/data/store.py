@@ -13,24 +13,21 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from tokenizers import Tokenizer
 
 from empiricist import artifacts
-from empiricist.data.build import (  # re-exported: build and read live side by side for users
-    DOCS_FILE,
-    OFFSETS_FILE,
-    STORE_KIND,
-    TOKENIZER_FILE,
-    build_store,
-    build_store_from_path,
-)
+from empiricist.data.layout import DOCS_FILE, OFFSETS_FILE, STORE_KIND, TOKENIZER_FILE
 from empiricist.data.tokenizer import encoding_hash, load_tokenizer, tokenizer_hash
 from empiricist.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tokenizers import Tokenizer
+
+    from empiricist.data.build import build_store, build_store_from_path
 
 __all__ = ["STORE_KIND", "TokenStore", "build_store", "build_store_from_path"]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -60,9 +57,6 @@ class TokenStore:
                                 f"({self.num_docs} docs, {self.num_tokens} tokens)")
         self._shard_starts = [int(s["start"]) for s in self._shards]
         self._maps: dict[int, np.ndarray] = {}
-        self._docs_file = pq.ParquetFile(path / DOCS_FILE, memory_map=True)
-        meta = self._docs_file.metadata
-        self._rg_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         self._row_group = lru_cache(maxsize=16)(self._read_row_group)
 
     @classmethod
@@ -159,6 +153,17 @@ class TokenStore:
 
     # ------------------------------------------------------------ documents
     @cached_property
+    def _docs_file(self) -> pq.ParquetFile:
+        import pyarrow.parquet as pq  # on the first document read: counts and token reads never need it
+
+        return pq.ParquetFile(self.path / DOCS_FILE, memory_map=True)
+
+    @cached_property
+    def _rg_starts(self) -> np.ndarray:
+        meta = self._docs_file.metadata
+        return np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+
+    @cached_property
     def _ids(self) -> pa.ChunkedArray:
         return self._docs_file.read(columns=["id"]).column("id")
 
@@ -210,6 +215,16 @@ class TokenStore:
         if bad:
             raise ArtifactError(f"store {self.path} is corrupted: {', '.join(bad)} no longer match "
                                 "its manifest")
+
+
+def __getattr__(name: str) -> Any:
+    """``build_store`` and ``build_store_from_path`` are re-exported (build and read live side by side for
+    users) but imported on first use: the builder needs pyarrow, opening a store does not."""
+    if name in ("build_store", "build_store_from_path"):
+        from empiricist.data import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def store_world(store_path: str | Path, manifest: dict[str, Any] | None = None) -> Path:

@@ -81,7 +81,11 @@ def _log(rows: list[dict[str, Any]], created: str) -> Any:
 
 
 def write_inspect_logs(results: Results, folder: str | Path) -> list[Path]:
-    """``<folder>/<task>_<model>.eval`` per task and model (Inspect's own format, via ``write_eval_log``)."""
+    """``<folder>/<task>_<model>.json`` per task and model (an Inspect log, via ``write_eval_log``).
+
+    Inspect's JSON log format, not its zipped ``.eval``: ``inspect view`` and ``read_eval_log`` open both,
+    and writing .eval added one zip entry per sample, 9.1 s for a 2,040-sample log against 0.27 s as JSON
+    (2.2 vs 4.5 MB; measured on the quick sycophancy grid's persona log) — most of an eval run's time."""
     from inspect_ai.log import write_eval_log
 
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -89,7 +93,7 @@ def write_inspect_logs(results: Results, folder: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for task, model, rows in results.groups():
-        path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', task)}_{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.eval"
-        write_eval_log(_log(rows, created), str(path))  # inspect writes the zip itself; the run folder is atomic
+        path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', task)}_{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.json"
+        write_eval_log(_log(rows, created), str(path), format="json")  # the run folder is atomic
         paths.append(path)
     return paths

@@ -6,12 +6,14 @@ Run on demand (never in tests):
 Builds (or reuses) the store's text index (characters, fm-index) and n-gram index (tokens, infini-gram),
 prints each one's size and build time per million characters / tokens (from their manifests), then times
 ``empiricist --help``, ``empiricist count PHRASE`` and ``empiricist count PHRASE --tokens`` as fresh
-processes (median and min of ``--runs``), beside ``python -c pass`` for the interpreter's own start-up.
+processes (median and min of ``--runs``), beside ``python -c pass`` for the interpreter's own start-up,
+and where one fresh ``count`` spends its time (imports, opening each index, counting; median of the runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -30,6 +32,34 @@ def wall(cmd: list[str], runs: int) -> tuple[float, float]:
         subprocess.run(cmd, check=True, capture_output=True)
         times.append(time.perf_counter() - t)
     return statistics.median(times), min(times)
+
+
+SPLIT = """
+import json, sys, time
+t0 = time.perf_counter()
+from empiricist.cli import main
+from empiricist.data.store import TokenStore
+t1 = time.perf_counter()
+store = TokenStore.open(sys.argv[1])
+from empiricist.lookup.text import TextIndex
+text = TextIndex.open(store, progress=False, workspace=sys.argv[2])
+t2 = time.perf_counter()
+text.count(sys.argv[3])
+t3 = time.perf_counter()
+from empiricist.lookup.ngram import open_default_ngram
+ngram = open_default_ngram(store, sys.argv[2], progress=False)
+ngram.count(sys.argv[3])
+t4 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "open store + text index": t2 - t1, "text count": t3 - t2,
+                  "open n-gram index + token count": t4 - t3}))
+"""
+
+
+def split(store: str, workspace: str, phrase: str, runs: int) -> dict[str, float]:
+    """Median seconds of each phase of one count, each run a fresh interpreter."""
+    got = [json.loads(subprocess.run([sys.executable, "-c", SPLIT, store, workspace, phrase], check=True,
+                                     capture_output=True, text=True).stdout) for _ in range(runs)]
+    return {k: statistics.median(g[k] for g in got) for k in got[0]}
 
 
 def main() -> None:
@@ -64,6 +94,8 @@ def main() -> None:
         med, best = wall(cmd, args.runs)
         print(f"| `{label}` | {med:.2f} | {best:.2f} |", flush=True)
     print(f"\ncount {args.phrase!r}: text {text.count(args.phrase):,}, tokens {ngram.count(args.phrase):,}")
+    phases = split(args.store, args.workspace, args.phrase, args.runs)
+    print("one count, in-process (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in phases.items()))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from empiricist.artifacts import WORKSPACE_MARKER, Workspace
-from empiricist.cli.foundation import WorkspaceOpt
+from empiricist.cli.options import WorkspaceOpt
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "empiricist"
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 

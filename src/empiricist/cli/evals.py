@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 

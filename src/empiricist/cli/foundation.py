@@ -12,23 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from empiricist.artifacts import Workspace
+from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
-
-
-def _workspace(value: Path | None) -> Workspace:
-    """The one place ``$EMPIRICIST_HOME`` is read: ``--workspace``, else the variable, else ./empiricist-work."""
-    return Workspace.from_env(value)
-
-
-# Every command's ``--workspace``: typer parses a path and the callback turns it (or its absence) into the
-# Workspace value the library takes, so commands receive a Workspace, never None.
-WorkspaceOpt = Annotated[Workspace | None, typer.Option(
-    "--workspace", "-w", parser=Path, callback=_workspace, metavar="PATH",
-    help="workspace folder (default $EMPIRICIST_HOME or ./empiricist-work)")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace whatever is at --out (without it, only a new or "
-                                         "empty folder, or an artifact of the same kind, is written)")]
 
 
 def syco_table(rows: list[dict[str, Any]], title: str) -> Table:

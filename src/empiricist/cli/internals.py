@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 

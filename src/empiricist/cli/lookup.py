@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.foundation import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from empiricist.data.store import TokenStore
     from empiricist.lookup.ngram import NgramIndex
     from empiricist.suite.handles import ModelHandle
 
-console = Console()
+
+
+@cache
+def _console() -> Console:
+    """rich on first print: ``count`` prints one number and must not import it (≈ 50 ms, issue 15)."""
+    from rich.console import Console
+
+    return Console()
+
+
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="token store folder (default: the suite's)")]
 SuiteOpt = Annotated[str | None, typer.Option("--suite", help="suite name or folder whose store to use "
                                               "(default: the workspace's only suite)")]
@@ -90,6 +99,9 @@ def _print_docs(store: TokenStore, hits: list[Any], chars: int, score: str = "oc
     rows = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in hits]
     metas = [d.get("meta") or {} for d in rows]
     keys = [k for k in dict.fromkeys(k for m in metas for k in m) if any(_short(m.get(k)) for m in metas)][:3]
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table()
     for col in ("rank", "doc id", score, *keys, "text"):
         table.add_column(col)
@@ -100,7 +112,7 @@ def _print_docs(store: TokenStore, hits: list[Any], chars: int, score: str = "oc
         table.add_row(str(i), Text(str(d.get("id", d.get("doc_id")))),
                       f"{value:.3g}" if isinstance(value, float) else str(value),
                       *(Text(_short(meta.get(k))) for k in keys), Text(text))  # data, never rich markup
-    console.print(table)
+    _console().print(table)
 
 
 def _short(value: Any) -> str:
@@ -130,15 +142,15 @@ def register(app: typer.Typer) -> None:
             if k == "text":
                 from empiricist.lookup.text import build_text_index
 
-                console.print(f"text: {build_text_index(s, progress=not quiet, workspace=workspace)}")
+                _console().print(f"text: {build_text_index(s, progress=not quiet, workspace=workspace)}")
                 continue
             if k == "ngram":
-                console.print(f"ngram: {open_default_ngram(s, workspace, progress=not quiet).path}")
+                _console().print(f"ngram: {open_default_ngram(s, workspace, progress=not quiet).path}")
                 continue
             handle = _model_for(k, model, suite, workspace)
             path = build_search_index(s, kind=k, chunk_tokens=chunk_tokens, model=handle, progress=not quiet,
                                           workspace=workspace)
-            console.print(f"{k}: {path}")
+            _console().print(f"{k}: {path}")
 
     @app.command("count")
     def count_cmd(text: Annotated[str | None, typer.Argument(help="the phrase, as it appears in document text")] = None,
@@ -188,15 +200,18 @@ def register(app: typer.Typer) -> None:
         """∞-gram next-token distribution: the longest suffix of the query seen in training, and what followed."""
         idx = open_default_ngram(open_store(store, suite, workspace), workspace)
         dist = idx.next_token_distribution(_query(text, ids))
-        console.print(f"longest suffix seen: {dist.suffix_len} tokens, {dist.count:,} occurrences"
-                      + (" (sampled)" if dist.approx else ""))
+        _console().print(f"longest suffix seen: {dist.suffix_len} tokens, {dist.count:,} occurrences"
+                         + (" (sampled)" if dist.approx else ""))
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table()
         for col in ("token", "id", "count", "p"):
             table.add_column(col)
         probs = dist.probs()
         for tid, c in dist.top(top):
             table.add_row(Text(repr(idx.decode([tid]))), str(tid), f"{c:,}", f"{probs[tid]:.3f}")
-        console.print(table)
+        _console().print(table)
 
     @app.command("trace")
     def trace_cmd(
@@ -228,10 +243,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps({"prompt": prompt, "output": text, **result.to_dict(), "spans": spans},
                                   ensure_ascii=False, indent=1, default=str))
             return
-        console.print(f"[bold]prompt[/bold] {prompt!r}\n[bold]output[/bold] {text!r}")
+        from rich.text import Text
+
+        _console().print(f"[bold]prompt[/bold] {prompt!r}\n[bold]output[/bold] {text!r}")
         for d in spans:
-            console.print(Text.assemble("\n", (repr(d.get("text")), "green"),
-                                        f" (in the text {d['text_count']:,}; as these tokens {d.get('count'):,})"))
+            _console().print(Text.assemble("\n", (repr(d.get("text")), "green"),
+                                           f" (in the text {d['text_count']:,}; as these tokens {d.get('count'):,})"))
             _print_docs(s, d.get("documents", []), 100)
 
     @app.command("search")
@@ -286,10 +303,10 @@ def register(app: typer.Typer) -> None:
                               strict=True):
                 row[f"membership[{h.name}]"] = m.scores()
         flagged = sum(r["contaminated"] for r in out_rows)
-        console.print(f"{flagged} of {len(out_rows)} items contaminated ({n}-grams, min fraction {min_fraction})")
+        _console().print(f"{flagged} of {len(out_rows)} items contaminated ({n}-grams, min fraction {min_fraction})")
         if out:
             atomic_write_text(out, "".join(json.dumps(r, default=str) + "\n" for r in out_rows))
-            console.print(f"per-item results: {out}")
+            _console().print(f"per-item results: {out}")
 
 
 def _model_for(kind: str, spec: str | None, suite: str | None, workspace: Workspace | None) -> ModelHandle | None:
@@ -348,7 +365,7 @@ def register_validate(app: typer.Typer) -> None:
         contamination = evaluate_contamination(world, store, ngram, models, progress=not quiet)
         text = ("## Retrieval of the documents that state a fact (top 10)\n\n" + to_markdown(retrieval)
                 + "\n## Contamination detection against planted items\n\n" + to_markdown(contamination))
-        console.print(text)
+        _console().print(text)
         if out:
             from empiricist.artifacts import atomic_write_text
 

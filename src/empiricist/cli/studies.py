@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.foundation import Quiet, WorkspaceOpt
+from empiricist.cli.options import Quiet, WorkspaceOpt
 from empiricist.cli.study_tables import experiment_table, signatures_line
 
 console = Console()

@@ -1,0 +1,26 @@
+"""Options every command module shares, apart from any command (importing them must not import rich:
+``count`` prints one number)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from empiricist.artifacts import Workspace
+
+
+def _workspace(value: Path | None) -> Workspace:
+    """The one place ``$EMPIRICIST_HOME`` is read: ``--workspace``, else the variable, else ./empiricist-work."""
+    return Workspace.from_env(value)
+
+
+# Every command's ``--workspace``: typer parses a path and the callback turns it (or its absence) into the
+# Workspace value the library takes, so commands receive a Workspace, never None.
+WorkspaceOpt = Annotated[Workspace | None, typer.Option(
+    "--workspace", "-w", parser=Path, callback=_workspace, metavar="PATH",
+    help="workspace folder (default $EMPIRICIST_HOME or ./empiricist-work)")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace whatever is at --out (without it, only a new or "
+                                         "empty folder, or an artifact of the same kind, is written)")]

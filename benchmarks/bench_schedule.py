@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 from empiricist.attribution.validate import ValidationConfig
+from empiricist.execute import Job, run_jobs
 from empiricist.suite.config import ModelSize, TrainConfig, get_preset
-from empiricist.suite.schedule import Job, run_jobs
 
 
 def train_job(size: ModelSize, cfg: TrainConfig, n_docs: int) -> str:

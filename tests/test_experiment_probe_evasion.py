@@ -51,7 +51,7 @@ def test_a_batch_split_side_by_side_trains_the_same_bytes_as_one_batch(monkeypat
     pad = padded_rows(cfg, runs)
     parts = merge([train_runs(cfg, runs[:2], progress=False, pad_to=pad),
                    train_runs(cfg, runs[2:], progress=False, pad_to=pad)])
-    monkeypatch.setattr("empiricist.suite.schedule.available_cores", lambda: 2)
+    monkeypatch.setattr("empiricist.execute.available_cores", lambda: 2)
     scheduled = _train_split(cfg, runs, progress=False, desc="t")  # two spawned workers, one thread each
     for got in (parts, scheduled):
         assert got.runs == runs

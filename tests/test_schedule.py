@@ -11,8 +11,8 @@ import pytest
 
 from empiricist.data.store import TokenStore
 from empiricist.errors import EmpiricistError
+from empiricist.execute import Job, run_jobs
 from empiricist.suite.config import ModelSize, TrainConfig, get_preset
-from empiricist.suite.schedule import Job, run_jobs
 from empiricist.suite.suite import Suite, train_suite
 
 
@@ -53,12 +53,18 @@ def test_jobs_needing_all_cores_never_overlap(tmp_path):
         assert span[other][1] <= span["big"][0] or span[other][0] >= span["big"][1], other
 
 
-def test_a_failing_job_is_named(tmp_path):
-    jobs = [Job("fine", _log_span, {"path": str(tmp_path), "name": "x"}, 1), Job("broken-one", _fail, {}, 1)]
-    with pytest.raises(EmpiricistError, match="broken-one.*boom"):
-        run_jobs(jobs, cores=2, progress=False)
-    with pytest.raises(EmpiricistError, match="broken-one.*boom"):
-        run_jobs(jobs, cores=1, progress=False)  # inline
+def test_a_failing_job_is_named_and_the_others_still_finish(tmp_path):
+    for cores in (2, 1):  # a pool, then inline
+        out = tmp_path / f"c{cores}"
+        out.mkdir()
+        jobs = [Job("broken-one", _fail, {}, 1), Job("fine", _log_span, {"path": str(out), "name": "x"}, 1)]
+        with pytest.raises(EmpiricistError, match="broken-one.*boom"):
+            run_jobs(jobs, cores=cores, progress=False)
+        assert (out / "x.json").is_file()  # the job after the failure ran: its artifact is kept
+    two = [Job("first-bad", _fail, {}, 1), Job("second-bad", _fail, {}, 1)]
+    with pytest.raises(EmpiricistError, match=r"2 of 2 jobs failed[\s\S]*first-bad: ValueError: boom"
+                                              r"[\s\S]*second-bad: ValueError: boom"):
+        run_jobs(two, cores=2, progress=False)
 
 
 def test_threads_rule():

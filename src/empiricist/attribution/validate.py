@@ -43,8 +43,8 @@ from empiricist.suite.config import ModelSize, TrainConfig
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
+    from empiricist.execute import Executor, Job
     from empiricist.suite.handles import ModelHandle
-    from empiricist.suite.schedule import Job
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,9 @@ class Validation:
     """State of one validation folder; each expensive piece is computed once and saved."""
 
     def __init__(self, world: Any, store: TokenStore, cfg: ValidationConfig, out: Path, progress: bool = True,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, executor: Executor | None = None) -> None:
         self.world, self.store, self.cfg, self.out, self.progress = world, store, cfg, Path(out), progress
+        self.executor = executor  # where the retrainings and score jobs run (None: this machine)
         # a folder of ours (config.json) resumes; someone else's files are never written into
         check_replaceable(self.out, "attribution_validation", overwrite, resumable="config.json")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ class Validation:
     # -- retraining, cached per (subset, seed); independent runs go through the scheduler side by side
     def _jobs(self, runs: list[tuple[str, np.ndarray, int]]) -> tuple[list[Path], list[Job]]:
         """The (name, kept-documents mask, seed) retrainings' result paths, and jobs for those not saved yet."""
-        from empiricist.suite.schedule import Job
+        from empiricist.execute import Job
 
         paths = [self.out / "runs" / f"{name}-seed{seed}.npy" for name, _, seed in runs]
         jobs = [Job(path.stem, _retrain_and_measure, {
@@ -189,24 +190,25 @@ class Validation:
 
     def _run_many(self, runs: list[tuple[str, np.ndarray, int]], desc: str) -> list[np.ndarray]:
         """NLLs of each (name, kept-documents mask, seed) retraining; each saved as soon as it exists."""
-        from empiricist.suite.schedule import run_jobs
+        from empiricist.execute import run_jobs
 
         paths, jobs = self._jobs(runs)
-        run_jobs(jobs, progress=self.progress, desc=desc)
+        run_jobs(jobs, progress=self.progress, desc=desc, executor=self.executor)
         return [np.load(p) for p in paths]
 
     def run_ahead(self, methods: tuple[str, ...]) -> None:
         """Everything that needs only the base model, in one batch of scheduler jobs: each method's scores
         (one job per method, longest first) side by side with the full, LDS and random-removal retrainings.
         Methods used to run one after another in this process while the cores retrained nothing."""
-        from empiricist.suite.schedule import Job, run_jobs
+        from empiricist.execute import Job, run_jobs
 
         runs = [self.full_run(), *self._lds_runs(), *self._cf_runs("random", self._random_keeps())]
         scoring = [Job(f"scores-{m}", _score_method, {
             "model": self.checkpoints[-1][0], "queries": self.queries, "docs": self.docs, "method": m,
             "cache": self.out / "cache", "options": self._method_options(m), "path": self._score_path(m)}, 1)
             for m in sorted(methods, key=lambda m: SCORE_ORDER.get(m, 0)) if not self._scored(m)]
-        run_jobs(scoring + self._jobs(runs)[1], progress=self.progress, desc="scores and retraining")
+        run_jobs(scoring + self._jobs(runs)[1], progress=self.progress, desc="scores and retraining",
+                 executor=self.executor)
 
     def base_model(self) -> Any:
         """The base model (all documents, first seed) as a ModelHandle, with TracIn checkpoints."""
@@ -379,12 +381,14 @@ def _seed_agreement(v: Validation, act: np.ndarray) -> dict[str, float]:
 
 
 def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Path, *, progress: bool = True,
-             methods: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Run (or resume) the whole validation; returns {"rows": table rows, ...} and writes results.json."""
+             methods: tuple[str, ...] | None = None, overwrite: bool = False,
+             executor: Executor | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole validation; returns {"rows": table rows, ...} and writes results.json.
+    ``executor``: where retrainings and score jobs run (default: this machine; a ``RayExecutor``: a cluster)."""
     from empiricist.lookup.groundtruth import rank_metrics
 
     t0 = time.perf_counter()
-    v = Validation(world, store, cfg, Path(out), progress, overwrite)
+    v = Validation(world, store, cfg, Path(out), progress, overwrite, executor)
     handle = v.base_model()
     v.run_ahead(methods or cfg.methods)
     base_nll = v._run_many([v.full_run()], "full retraining")[0]

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import AddressOpt, ExecutorOpt, Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="validation preset: micro (default) or tiny")] = "micro",
         method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
-        overwrite: Overwrite = False,
+        overwrite: Overwrite = False, executor: ExecutorOpt = None, address: AddressOpt = None,
         workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """LDS by retraining, fact tracing and counterfactual removal for every method, as one table."""
@@ -118,8 +118,10 @@ def register(app: typer.Typer) -> None:
             store = Suite(resolve_suite(suite, workspace)).store()
         world = World.open(store.world_path())
         folder = out or Workspace.at(workspace).dir("attribution") / f"validate-{preset}-{config_hash([cfg.to_dict(), store.fingerprint])}"
+        from empiricist.execute import executor_from
+
         res = validate(world, store, cfg, folder, progress=not quiet, methods=tuple(method) if method else None,
-                       overwrite=overwrite)
+                       overwrite=overwrite, executor=executor_from(executor, address))
         typer.echo(markdown_table(res))  # plain: a markdown table must not be wrapped
         agree = ", ".join(f"{k} {v:.2f}" for k, v in res["seed_agreement"].items())
         typer.echo(f"\n{res['n_docs']:,} documents, {res['n_fact_queries']} fact + {res['n_text_queries']} text "

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import AddressOpt, ExecutorOpt, Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -227,11 +227,14 @@ def register(app: typer.Typer) -> None:
         store: Annotated[Path | None, typer.Option(help="train on this token store instead of the preset's world")] = None,
         size: Annotated[list[str] | None, typer.Option(help="train only these sizes")] = None,
         steps: Annotated[int | None, typer.Option(help="override the number of steps")] = None,
+        executor: ExecutorOpt = None,
+        address: AddressOpt = None,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
         """Train (or resume) a suite: every size on the same data in the same order."""
         from empiricist.data.store import TokenStore
+        from empiricist.execute import executor_from
         from empiricist.pipeline import prepare_preset
         from empiricist.suite.config import get_preset
         from empiricist.suite.suite import train_suite
@@ -240,7 +243,8 @@ def register(app: typer.Typer) -> None:
             cfg = cfg.replace(steps=steps)
         if store is None:
             store = prepare_preset(preset, workspace, not quiet).store
-        path = train_suite(cfg, TokenStore.open(store), workspace=workspace, sizes=size, progress=not quiet)
+        path = train_suite(cfg, TokenStore.open(store), workspace=workspace, sizes=size, progress=not quiet,
+                           executor=executor_from(executor, address))
         console.print(f"suite: {path}")
 
     @suite.command("list")

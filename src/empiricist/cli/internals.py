@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import AddressOpt, ExecutorOpt, Overwrite, Quiet, WorkspaceOpt
 
 console = Console()
 
@@ -115,6 +115,8 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[int | None, typer.Option(help="override the step budget")] = None,
         threads: Annotated[int | None, typer.Option(help="torch threads (0 = all cores)")] = None,
         overwrite: Overwrite = False,
+        executor: ExecutorOpt = None,
+        address: AddressOpt = None,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
@@ -130,8 +132,10 @@ def register(app: typer.Typer) -> None:
 
         overrides = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("threads", threads)) if v is not None}
         cfg = get_grid(grid, **overrides)
+        from empiricist.execute import executor_from
+
         res = run_stego_grid(cfg, out, progress=not quiet, overwrite=overwrite, workspace=workspace,
-                             command="empiricist " + " ".join(sys.argv[1:]))
+                             command="empiricist " + " ".join(sys.argv[1:]), executor=executor_from(executor, address))
         table = Table(title=f"stego grid {cfg.name}: verdicts ({res.runtime_s / 60:.1f} min)")
         for col in ("variant", "λ", f"fresh probe {cfg.probe_layer}", "chance", "Δ gen. step", "Δ held-out acc",
                     "P1", "supports"):

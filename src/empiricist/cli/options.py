@@ -24,3 +24,7 @@ WorkspaceOpt = Annotated[Workspace | None, typer.Option(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace whatever is at --out (without it, only a new or "
                                          "empty folder, or an artifact of the same kind, is written)")]
+ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="where independent units run: local (this "
+                                                "machine, the default) or ray ($EMPIRICIST_EXECUTOR)")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="the Ray cluster: auto or HOST:PORT "
+                                             "($EMPIRICIST_RAY_ADDRESS); implies --executor ray")]

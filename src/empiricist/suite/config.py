@@ -85,7 +85,7 @@ class TrainConfig:
 
     def threads_for(self, size: ModelSize) -> int:
         """Threads a size trains with (0 = all cores). -1: small models use a second core badly, so they
-        take one and the scheduler (suite/schedule.py) trains two side by side."""
+        take one and the scheduler (empiricist.execute) trains two side by side."""
         if self.threads >= 0:
             return self.threads
         return 1 if size.d_model < 128 else 0

@@ -32,6 +32,7 @@ from empiricist.suite.train import StepCallback, read_loss_curve, train_model
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
+    from empiricist.execute import Executor
 
 
 def _open_store(path: str | Path) -> TokenStore:
@@ -54,8 +55,10 @@ def train_suite(
     workspace: Workspace | str | Path | None = None,
     progress: bool = True,
     on_step: StepCallback | None = None,
+    executor: Executor | None = None,
 ) -> Path:
-    """Train every size (or the named ones) on the same order; resumes and skips finished models."""
+    """Train every size (or the named ones) on the same order; resumes and skips finished models.
+    ``executor``: where the sizes train (default: this machine; ``RayExecutor``: a Ray cluster)."""
     out = Path(out_dir) if out_dir else suite_path(config, store, workspace)
     out.mkdir(parents=True, exist_ok=True)
     # "store": relative to the workspace (what Suite.store_path reads, so a moved workspace still works);
@@ -81,7 +84,7 @@ def train_suite(
             train_model(out / "models" / size.name, size, t, order, store.vocab_size,
                         tokenizer_path=Path(store.tokenizer_path), progress=progress, on_step=on_step, info=info)
     else:
-        from empiricist.suite.schedule import Job, available_cores, run_jobs
+        from empiricist.execute import Job, available_cores, run_jobs
 
         def alone(size: ModelSize) -> bool:
             return t.threads_for(size) in (0, available_cores())
@@ -90,7 +93,7 @@ def train_suite(
                                                  "info": info, "progress": progress and alone(size)},
                     t.threads_for(size))
                 for size in todo]  # models that may share the machine report through the job bar only
-        run_jobs(jobs, progress=progress, desc=f"train {config.name}")
+        run_jobs(jobs, progress=progress, desc=f"train {config.name}", executor=executor)
     if all(is_complete(out / "models" / s.name) for s in config.sizes):
         write_manifest(out, kind="suite", config=config.to_dict(), inputs={"store": meta["store_hash"]},
                        extra={"sizes": [s.name for s in config.sizes]})

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from empiricist.experiments.probe_evasion.report import (
     summary_markdown,
 )
 from empiricist.experiments.probe_evasion.train import RunSpec, Trained, merge, padded_rows, train_runs
+
+if TYPE_CHECKING:
+    from empiricist.execute import Executor
 from empiricist.internals.sweep import rows_csv
 
 
@@ -76,10 +79,11 @@ def _rows(cfg: StegoConfig, trained: Trained, k_star: np.ndarray) -> tuple[list[
     return rows, curves
 
 
-def _train_split(cfg: StegoConfig, runs: list[RunSpec], progress: bool, desc: str) -> Trained:
+def _train_split(cfg: StegoConfig, runs: list[RunSpec], progress: bool, desc: str,
+                 executor: Executor | None = None) -> Trained:
     """One batch of runs, cut into as many parts as ``cfg.threads`` fit in the cores and trained side by
-    side through the shared scheduler (suite.schedule); the same bytes as one batch (``train_runs``)."""
-    from empiricist.suite.schedule import Job, available_cores, run_jobs
+    side through the shared scheduler (empiricist.execute); the same bytes as one batch (``train_runs``)."""
+    from empiricist.execute import Job, available_cores, run_jobs
 
     cores = available_cores()
     n = max(1, min(len(runs), cores // max(cfg.threads, 1) if cfg.threads else 1))
@@ -90,7 +94,7 @@ def _train_split(cfg: StegoConfig, runs: list[RunSpec], progress: bool, desc: st
     jobs = [Job(f"{desc} part {i + 1}/{len(chunks)}", train_runs,
                 {"cfg": cfg, "runs": chunk, "progress": False, "desc": desc, "pad_to": pad}, cfg.threads)
             for i, chunk in enumerate(chunks)]
-    return merge(run_jobs(jobs, cores=cores, progress=progress, desc=desc))
+    return merge(run_jobs(jobs, cores=cores, progress=progress, desc=desc, executor=executor))
 
 
 def default_out(cfg: StegoConfig, workspace: Workspace | str | Path | None = None) -> Path:
@@ -99,8 +103,9 @@ def default_out(cfg: StegoConfig, workspace: Workspace | str | Path | None = Non
 
 def run_stego_grid(config: StegoConfig | str = "default", out_dir: str | Path | None = None, progress: bool = True,
                    *, overwrite: bool = False, workspace: Workspace | str | Path | None = None,
-                   command: str = "empiricist stego run") -> StegoResults:
-    """Train and analyse the grid; write results.json, runs.csv, cells.csv, plots and summary.{md,html}."""
+                   command: str = "empiricist stego run", executor: Executor | None = None) -> StegoResults:
+    """Train and analyse the grid; write results.json, runs.csv, cells.csv, plots and summary.{md,html}.
+    ``executor``: where the grid's parts train (default: this machine)."""
     cfg = get_grid(config) if isinstance(config, str) else config
     out = Path(out_dir) if out_dir is not None else default_out(cfg, workspace)
     threads_before = torch.get_num_threads()
@@ -109,14 +114,14 @@ def run_stego_grid(config: StegoConfig | str = "default", out_dir: str | Path | 
     t0 = time.perf_counter()
     try:
         base = [RunSpec(s, f, 0.0, "none") for f in cfg.train_fracs for s in range(cfg.seeds)]
-        t_base = _train_split(cfg, base, progress, "stego λ=0")
+        t_base = _train_split(cfg, base, progress, "stego λ=0", executor)
         k_base = dominant_frequency(t_base.reps[cfg.probe_layer], cfg.p)
         k_of = {(r.seed, r.frac): int(k) for r, k in zip(base, k_base, strict=True)}
         rows, curves = _rows(cfg, t_base, k_base)
         penalised = [RunSpec(s, f, lam, v, k_of[(s, f)]) for v in cfg.variants for lam in cfg.lambdas if lam > 0
                      for f in cfg.train_fracs for s in range(cfg.seeds)]
         if penalised:
-            t_pen = _train_split(cfg, penalised, progress, "stego λ>0")
+            t_pen = _train_split(cfg, penalised, progress, "stego λ>0", executor)
             more, more_curves = _rows(cfg, t_pen, np.array([r.k_star for r in penalised]))
             rows += more
             curves = {k: np.concatenate([v, more_curves[k]], axis=1) for k, v in curves.items()}

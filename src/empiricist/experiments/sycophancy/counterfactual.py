@@ -64,7 +64,7 @@ def retrain_arms(store: TokenStore, size: ModelSize, train_cfg: TrainConfig, voc
     Finished arms (complete artifacts) are reused, so a rerun after a kill trains only what is missing;
     two arms with the same removed ids share one folder.
     """
-    from empiricist.suite.schedule import Job, run_jobs
+    from empiricist.execute import Job, run_jobs
 
     if REFERENCE in removals and list(removals[REFERENCE]):
         raise InputError(f"the {REFERENCE!r} arm is the reference and removes nothing", field=f"removals.{REFERENCE}")
@@ -73,7 +73,7 @@ def retrain_arms(store: TokenStore, size: ModelSize, train_cfg: TrainConfig, voc
 
     out = {name: arm_path(store, size, train_cfg, seed, removed, workspace) for name, removed in arms.items()}
     todo = {path: name for name, path in reversed(out.items()) if not is_complete(path)}  # one job per folder
-    # one scheduler for every retraining (suite.schedule): arms run side by side when the recipe's threads allow
+    # one scheduler for every retraining (empiricist.execute): arms run side by side when the recipe's threads allow
     jobs = [Job(name, _train_arm, {"store": str(store.path), "size": size, "train_cfg": train_cfg,
                                    "vocab_size": vocab_size, "seed": seed, "removed": arms[name],
                                    "name": name, "final": str(path)}, train_cfg.threads_for(size))

@@ -1,0 +1,168 @@
+"""The Ray executor on a real two-node cluster on this machine: the same bytes as the local executor, a
+failing unit named while the rest finish, and a worker node killed mid-job losing nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from empiricist.data.store import TokenStore
+from empiricist.errors import EmpiricistError
+from empiricist.execute import Job, LocalExecutor, RayExecutor, executor_from, run_jobs
+from empiricist.suite.config import get_preset
+from empiricist.suite.suite import Suite, train_suite
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the units below: workers cannot import tests/
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _ray_pids(temp_dir: str) -> list[int]:
+    """Processes of the node whose temp dir is ``temp_dir`` (its raylet, workers, agents, GCS)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if temp_dir in cmd:
+                pids.append(int(proc.name))
+    return pids
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a worker node (one CPU each, own temp dirs and object stores), torn down after."""
+    head_dir, worker_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp"), tempfile.mkdtemp(prefix="rw-", dir="/tmp")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    port = 6300 + os.getpid() % 600
+    common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats",
+              "--node-ip-address=127.0.0.1"]
+    try:
+        subprocess.run([RAY, "start", "--head", f"--port={port}", f"--temp-dir={head_dir}",
+                        "--include-dashboard=false", *common], check=True, capture_output=True, env=env)
+        # Ray maps 127.0.0.1 to this machine's address (services.resolve_ip_for_localhost)
+        address = ray.util.get_node_ip_address() + f":{port}"
+        subprocess.run([RAY, "start", f"--address={address}", f"--temp-dir={worker_dir}", *common], check=True,
+                       capture_output=True, env=env)
+        yield address, worker_dir
+    finally:
+        ray.shutdown()
+        _kill(_ray_pids(worker_dir) + _ray_pids(head_dir))
+        shutil.rmtree(head_dir, ignore_errors=True)
+        shutil.rmtree(worker_dir, ignore_errors=True)
+
+
+def _config():
+    cfg = get_preset("tiny")
+    return dataclasses.replace(cfg, sizes=cfg.sizes[:2], train=dataclasses.replace(cfg.train, steps=8, threads=1))
+
+
+def test_a_suite_trained_on_ray_has_the_local_bytes(cluster, small_store, tmp_path):
+    address, _ = cluster
+    store = TokenStore.open(small_store)
+    local = train_suite(_config(), store, tmp_path / "local", progress=False, executor=LocalExecutor())
+    remote = train_suite(_config(), store, tmp_path / "ray", progress=False, executor=RayExecutor(address))
+    for size in ("t1", "t2"):
+        a = (Suite(local).checkpoint_path(size) / "model.safetensors").read_bytes()
+        b = (Suite(remote).checkpoint_path(size) / "model.safetensors").read_bytes()
+        assert a == b, size
+    assert Suite(remote).complete
+
+
+def _write_after(path: str, name: str, seconds: float) -> str:
+    """A unit that records where it started, works ``seconds``, then writes its artifact atomically."""
+    Path(path, f"{name}.started").write_text(ray.get_runtime_context().get_node_id())
+    time.sleep(seconds)
+    tmp = Path(path, f".{name}.tmp")
+    tmp.write_text(name)
+    tmp.rename(Path(path, f"{name}.done"))
+    return name
+
+
+def _fail() -> None:
+    raise ValueError("boom")
+
+
+def test_a_failing_unit_is_named_and_the_rest_finish(cluster, tmp_path):
+    address, _ = cluster
+    jobs = [Job("broken-unit", _fail, {}, 1), Job("fine", _write_after, {"path": str(tmp_path), "name": "a",
+                                                                          "seconds": 0.1}, 1)]
+    with pytest.raises(EmpiricistError, match="broken-unit.*ValueError.*boom"):
+        run_jobs(jobs, progress=False, executor=RayExecutor(address))
+    assert (tmp_path / "a.done").read_text() == "a"
+
+
+def test_killing_the_worker_node_mid_job_loses_nothing(cluster, tmp_path):
+    address, worker_dir = cluster
+    ex = RayExecutor(address)
+    ray_ = ex._connect()
+    worker_node = next(n["NodeID"] for n in ray_.nodes() if n["Alive"] and worker_dir in json.dumps(n))
+    names = [f"u{i}" for i in range(4)]
+    jobs = [Job(n, _write_after, {"path": str(tmp_path), "name": n, "seconds": 3.0}, 1) for n in names]
+    out: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: out.update(result=run_jobs(jobs, progress=False, executor=ex)))
+    runner.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            p.read_text() == worker_node for p in tmp_path.glob("*.started")):
+        time.sleep(0.1)
+    killed = _ray_pids(worker_dir)
+    assert killed, "the worker node never started a unit"
+    _kill(killed)  # the node dies mid-unit: its unit is retried on the head
+    runner.join(timeout=300)
+    assert not runner.is_alive() and out["result"] == names
+    assert sorted(p.name for p in tmp_path.glob("*.done")) == [f"{n}.done" for n in names]
+
+
+def test_the_executor_is_chosen_by_flag_or_environment(monkeypatch):
+    monkeypatch.delenv("EMPIRICIST_EXECUTOR", raising=False)
+    monkeypatch.delenv("EMPIRICIST_RAY_ADDRESS", raising=False)
+    assert executor_from().name == "local"
+    assert executor_from("ray", "10.0.0.1:6379").address == "10.0.0.1:6379"
+    monkeypatch.setenv("EMPIRICIST_RAY_ADDRESS", "10.0.0.2:6379")
+    ex = executor_from()
+    assert ex.name == "ray" and ex.address == "10.0.0.2:6379"
+    with pytest.raises(EmpiricistError, match="unknown executor 'dask'.*--executor"):
+        executor_from("dask")
+
+
+def test_an_experiment_grid_split_on_ray_trains_the_bytes_of_one_batch(cluster, monkeypatch):
+    import numpy as np
+    import torch
+    from test_experiment_probe_evasion import tiny
+
+    from empiricist.experiments.probe_evasion.run import _train_split
+    from empiricist.experiments.probe_evasion.train import RunSpec, train_runs
+
+    address, _ = cluster
+    cfg = tiny(steps=60, freeze_step=30, eval_every=30)
+    runs = [RunSpec(0, 0.5, 1.0, "adversarial", 3), RunSpec(1, 0.6, 0.0, "none"), RunSpec(0, 0.4, 1.0, "frozen", 2),
+            RunSpec(1, 0.5, 0.0, "none")]
+    whole = train_runs(cfg, runs, progress=False)
+    monkeypatch.setattr("empiricist.execute.available_cores", lambda: 2)  # two parts, one per node
+    got = _train_split(cfg, runs, progress=False, desc="t", executor=RayExecutor(address))
+    assert got.runs == runs
+    assert all(np.array_equal(whole.curves[k], got.curves[k]) for k in whole.curves)
+    assert all(torch.equal(whole.reps[k], got.reps[k]) for k in whole.reps)

@@ -87,6 +87,8 @@ def register(app: typer.Typer) -> None:
                                                    "tiny) and print fact accuracy by size")] = None,
         world_preset: Annotated[str | None, typer.Option(help="with --preset: world preset (default: the suite's)")] = None,
         max_fact_items: Annotated[int | None, typer.Option(help="with --preset: subsample fact questions")] = None,
+        executor: ExecutorOpt = None,
+        address: AddressOpt = None,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
@@ -98,9 +100,10 @@ def register(app: typer.Typer) -> None:
             console.print(summary_table(rows, f"suite {preset}: fact accuracy by size"))
             return
         from empiricist.cli.study_tables import signatures_line
+        from empiricist.execute import executor_from
         from empiricist.experiments.sycophancy.main import run_main_job
 
-        job = run_main_job(quick, workspace, progress=not quiet)
+        job = run_main_job(quick, workspace, progress=not quiet, executor=executor_from(executor, address))
         r = job.run.results
         console.print(syco_table(job.headline, "sycophancy by family × size (wrong views; 95% CI by entity)"))
         console.print("controls: " + "; ".join(f"{c['id']} {c['verdict']}" for c in r["controls"]))

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.options import Quiet, WorkspaceOpt
+from empiricist.cli.options import AddressOpt, ExecutorOpt, Quiet, WorkspaceOpt
 from empiricist.cli.study_tables import experiment_table, signatures_line
 
 console = Console()
@@ -212,12 +212,15 @@ def register(app: typer.Typer) -> None:
                                                                      "<spec>.results/ beside the spec)")] = None,
                 max_items: Annotated[int | None, typer.Option(help="smoke run on the first N items (recorded as a "
                                                               "deviation; not the pre-registered design)")] = None,
+                executor: ExecutorOpt = None, address: AddressOpt = None,
                 workspace: WorkspaceOpt = None, prepare: Prepare = False, quiet: Quiet = False) -> None:
         """Run the evals, decide every control and prediction, write results.json and the report."""
+        from empiricist.execute import executor_from
         from empiricist.studies import run_study
 
         load_experiments()
-        run = run_study(spec, out=out, workspace=workspace, prepare=prepare, progress=not quiet, max_items=max_items)
+        run = run_study(spec, out=out, workspace=workspace, prepare=prepare, progress=not quiet, max_items=max_items,
+                        executor=executor_from(executor, address))
         r = run.results
         RESULT_PRINTERS.get(r["kind"], _print_flags)(r)
         style = "bold red" if not r["controls_passed"] else "bold"

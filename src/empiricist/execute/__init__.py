@@ -37,6 +37,4 @@ def executor_from(name: str | None = None, address: str | None = None) -> Execut
 def run_jobs(jobs: Sequence[Job], *, cores: int | None = None, progress: bool = True, desc: str = "jobs",
              executor: Executor | None = None) -> list[Any]:
     """Each job's result, in job order, on ``executor`` (default: this machine, ``cores`` of it)."""
-    if executor is None:
-        executor = LocalExecutor(cores)
-    return executor.run(jobs, progress=progress, desc=desc)
+    return (executor or LocalExecutor()).run(jobs, cores=cores, progress=progress, desc=desc)

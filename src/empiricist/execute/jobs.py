@@ -38,11 +38,13 @@ class Job:
 
 class Executor(Protocol):
     """Runs jobs and returns their results in job order; raises ``EmpiricistError`` naming every job
-    that failed, after the others finished (their artifacts are kept for the re-run)."""
+    that failed, after the others finished (their artifacts are kept for the re-run). ``cores``: the
+    caller's count of this machine's cores (what a job's 0 threads means; locally, also the pool's size)."""
 
     name: str
 
-    def run(self, jobs: Sequence[Job], *, progress: bool = True, desc: str = "jobs") -> list[Any]: ...
+    def run(self, jobs: Sequence[Job], *, cores: int | None = None, progress: bool = True,
+            desc: str = "jobs") -> list[Any]: ...
 
 
 def available_cores() -> int:

@@ -45,11 +45,12 @@ class RayExecutor:
                                       "(or $EMPIRICIST_RAY_ADDRESS)") from None
         return ray
 
-    def run(self, jobs: Sequence[Job], *, progress: bool = True, desc: str = "jobs") -> list[Any]:
+    def run(self, jobs: Sequence[Job], *, cores: int | None = None, progress: bool = True,
+            desc: str = "jobs") -> list[Any]:
         if not jobs:
             return []
         ray = self._connect()
-        cores = self.cores or available_cores()
+        cores = cores or self.cores or available_cores()
         task = ray.remote(call)
         refs = {task.options(num_cpus=job_threads(j, cores), max_retries=RETRIES, retry_exceptions=False,
                              name=j.name).remote(j.fn, j.kwargs, job_threads(j, cores)): i

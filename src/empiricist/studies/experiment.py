@@ -46,6 +46,7 @@ from empiricist.studies.protocol import (
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
+    from empiricist.execute import Executor
 
 
 @dataclass
@@ -112,8 +113,10 @@ class Experiment(ABC):
     def plan(self, cfg: Any) -> Plan: ...
 
     @abstractmethod
-    def run(self, cfg: Any, workspace: Workspace | str | Path | None, progress: bool) -> GridRun:
-        """Train the grid (or reuse an intact one with the same config) and return its runs."""
+    def run(self, cfg: Any, workspace: Workspace | str | Path | None, progress: bool,
+            executor: Executor | None = None) -> GridRun:
+        """Train the grid (or reuse an intact one with the same config) and return its runs; its
+        independent units go to ``executor`` (None: this machine)."""
 
     @abstractmethod
     def decide(self, rows: list[dict[str, Any]], cfg: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -315,7 +318,7 @@ class ExperimentKind(StudyKind):
             raise InputError("--max-items applies to eval studies; an experiment study runs its grid",
                              field="max_items")
         exp, cfg = study.adapter, study.config
-        grid = exp.run(cfg, options.workspace, options.progress)
+        grid = exp.run(cfg, options.workspace, options.progress, options.executor)
         cells, controls = exp.decide(grid.rows, cfg)
         (into / "grid").mkdir()
         for name in exp.grid_files:

@@ -28,6 +28,7 @@ from empiricist.studies.fields import Fields, read_toml
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
+    from empiricist.execute import Executor
 
 
 class PartyLike(Protocol):
@@ -219,6 +220,7 @@ class RunOptions:
     prepare: bool = False
     progress: bool = False
     max_items: int | None = None
+    executor: Executor | None = None  # where an experiment's units run (None: this machine)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from empiricist.studies.protocol import (
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
+    from empiricist.execute import Executor
     from empiricist.studies.protocol import Resolved
 
 KIND = "study_run"
@@ -97,15 +98,16 @@ def prepare_run(spec: str | Path, workspace: Workspace | str | Path | None = Non
 
 def run_study(spec: str | Path, *, out: str | Path | None = None, workspace: Workspace | str | Path | None = None,
               prepare: bool = False, progress: bool = False, max_items: int | None = None,
-              enforce_lock: bool = True) -> StudyRun:
-    """Run a study of any kind end to end; ``max_items`` (a smoke run) is recorded as a deviation."""
+              enforce_lock: bool = True, executor: Executor | None = None) -> StudyRun:
+    """Run a study of any kind end to end; ``max_items`` (a smoke run) is recorded as a deviation;
+    ``executor``: where an experiment's trainings run (None: this machine)."""
     spec = Path(spec)
     p = prepare_run(spec, workspace, prepare, progress, enforce_lock)
     amendments = locking.read_amendments(spec)
     folder = Path(out) if out else results_dir(spec)
     check_replaceable(folder, KIND)
     with building(folder, overwrite=True) as tmp:
-        outcome = p.kind.run(p.study, p.resolved, tmp, RunOptions(workspace, prepare, progress, max_items))
+        outcome = p.kind.run(p.study, p.resolved, tmp, RunOptions(workspace, prepare, progress, max_items, executor))
         artifacts = {k: {"what": v["what"], "path": v["path"], "identity_hash": config_hash(v["identity"])}
                      for k, v in p.resolved.artifacts.items()}
         result = results_document(p.study, p.doc, {**outcome.body, "artifacts": artifacts}, outcome.decision,

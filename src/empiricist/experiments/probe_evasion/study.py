@@ -24,6 +24,7 @@ from empiricist.studies.lock import LockMismatch
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
+    from empiricist.execute import Executor
     from empiricist.studies.fields import Fields
 
 CAPTIONS = {
@@ -90,7 +91,8 @@ class ProbeEvasion(Experiment):
         return Plan(n_runs, f"{n_runs} runs of {cfg.steps} steps, {cfg.seeds} seeds. Power is not simulated (the "
                             "grid is the costly part); the rule's intervals are over seeds", flags)
 
-    def run(self, cfg: StegoConfig, workspace: Workspace | str | Path | None, progress: bool) -> GridRun:
+    def run(self, cfg: StegoConfig, workspace: Workspace | str | Path | None, progress: bool,
+            executor: Executor | None = None) -> GridRun:
         """Reuse the workspace's grid with this config hash when it is intact, else train it there."""
         from empiricist.experiments.probe_evasion.run import default_out, run_stego_grid  # imports torch
 
@@ -104,7 +106,8 @@ class ProbeEvasion(Experiment):
                 raise LockMismatch(f"the cached grid {folder} no longer matches its own manifest", bad)
             res = json.loads((folder / "results.json").read_text())
             return GridRun(folder, res["rows"], True, float(res["runtime_s"]), grid_identity_hash(folder))
-        res = run_stego_grid(cfg, folder, progress, workspace=workspace, command="empiricist study run")
+        res = run_stego_grid(cfg, folder, progress, workspace=workspace, command="empiricist study run",
+                             executor=executor)
         return GridRun(folder, res.rows, False, res.runtime_s, grid_identity_hash(folder))
 
     def decide(self, rows: list[dict[str, Any]], cfg: StegoConfig

@@ -23,6 +23,7 @@ from empiricist.experiments.sycophancy.trace import FORUM, Pool, best_method
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
     from empiricist.data.store import TokenStore
+    from empiricist.execute import Executor
     from empiricist.suite.config import ModelSize, TrainConfig
 
 ARM_KIND = "sycophancy_retrain"
@@ -58,7 +59,8 @@ def _check_removal(name: str, ids: Sequence[int], n: int) -> list[int]:
 
 def retrain_arms(store: TokenStore, size: ModelSize, train_cfg: TrainConfig, vocab_size: int,
                  removals: Mapping[str, Sequence[int]], *, seed: int,
-                 workspace: Workspace | str | Path | None = None, progress: bool = True) -> dict[str, Path]:
+                 workspace: Workspace | str | Path | None = None, progress: bool = True,
+                 executor: Executor | None = None) -> dict[str, Path]:
     """One HF model folder per arm: ``full`` (nothing removed) first, then each named removal set.
 
     Finished arms (complete artifacts) are reused, so a rerun after a kill trains only what is missing;
@@ -78,7 +80,7 @@ def retrain_arms(store: TokenStore, size: ModelSize, train_cfg: TrainConfig, voc
                                    "vocab_size": vocab_size, "seed": seed, "removed": arms[name],
                                    "name": name, "final": str(path)}, train_cfg.threads_for(size))
             for path, name in reversed(todo.items())]
-    run_jobs(jobs, progress=progress, desc="counterfactual retraining")
+    run_jobs(jobs, progress=progress, desc="counterfactual retraining", executor=executor)
     return out
 
 

@@ -18,6 +18,7 @@ from empiricist.pipeline import prepare_store, prepare_tokenizer
 from empiricist.suite.config import get_preset
 
 if TYPE_CHECKING:
+    from empiricist.execute import Executor
     from empiricist.experiments.sycophancy.config import SycoConfig
 
 
@@ -36,8 +37,8 @@ def family_label(dose: float) -> str:
     return f"rate {dose:g}"
 
 
-def build_families(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, progress: bool = True
-                   ) -> list[Family]:
+def build_families(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, progress: bool = True,
+                   executor: Executor | None = None) -> list[Family]:
     """Generate, tokenize and train every family (each stage reused or resumed from the workspace)."""
     from empiricist.data.store import TokenStore
     from empiricist.suite.suite import train_suite
@@ -52,6 +53,7 @@ def build_families(cfg: SycoConfig, workspace: Workspace | str | Path | None = N
         store = prepare_store(worlds[d], tokenizer, ws, progress)
         if progress:
             print(f"family {family_label(d)}: training {', '.join(s.name for s in suite_cfg.sizes)}", flush=True)
-        suite = Path(train_suite(suite_cfg, TokenStore.open(store), workspace=ws, progress=progress))
+        suite = Path(train_suite(suite_cfg, TokenStore.open(store), workspace=ws, progress=progress,
+                                      executor=executor))
         out.append(Family(d, worlds[d], store, suite))
     return out

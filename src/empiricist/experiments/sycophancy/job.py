@@ -29,6 +29,7 @@ from empiricist.experiments.sycophancy.families import Family, build_families, f
 
 if TYPE_CHECKING:
     from empiricist.evals.tasks import Task
+    from empiricist.execute import Executor
     from empiricist.experiments.sycophancy.config import SycoConfig
 
 GRID_KIND = "sycophancy_grid"
@@ -142,8 +143,9 @@ def tasks_for(world: Path, cfg: SycoConfig) -> dict[str, Task]:
     return {"persona": persona, "forum": forum, "fact_qa": qa}
 
 
-def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, progress: bool = True) -> Grid:
-    """Build (or reuse) the whole grid and return its results."""
+def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, progress: bool = True,
+             executor: Executor | None = None) -> Grid:
+    """Build (or reuse) the whole grid and return its results; trainings go to ``executor`` (None: here)."""
     ws = Workspace.at(workspace)
     folder = grid_path(cfg, ws)
     with artifact_lock(folder):
@@ -151,7 +153,7 @@ def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, p
             return Grid(folder, json.loads((folder / "results.json").read_text()), True)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        families = build_families(cfg, ws, progress)
+        families = build_families(cfg, ws, progress, executor)
         timings["families"] = time.perf_counter() - t0
         tasks = tasks_for(families[0].world, cfg)
         from empiricist.suite.config import get_preset
@@ -165,7 +167,7 @@ def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, p
                 rows.append(model_row(fam, size, tasks, cfg, ws, progress))
         timings["evals"] = time.perf_counter() - t
         t = time.perf_counter()
-        trace, arms = counterfactual_rows(families[-1], sizes[-1], tasks, cfg, ws, progress)
+        trace, arms = counterfactual_rows(families[-1], sizes[-1], tasks, cfg, ws, progress, executor)
         rows += arms
         timings["trace_and_retrain"] = time.perf_counter() - t
         results = {"config": cfg.to_dict(), "config_hash": cfg.hash, "rows": rows, "trace": trace,
@@ -189,7 +191,8 @@ def run_grid(cfg: SycoConfig, workspace: Workspace | str | Path | None = None, p
 
 
 def counterfactual_rows(fam: Family, size: str, tasks: dict[str, Task], cfg: SycoConfig, ws: Workspace,
-                        progress: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                        progress: bool, executor: Executor | None = None
+                        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Attribute the sycophantic answers of ``fam``'s ``size`` model, retrain without each removal set, and
     score every arm on the persona items (the reference arm removes nothing)."""
     from empiricist.data.store import TokenStore
@@ -212,7 +215,8 @@ def counterfactual_rows(fam: Family, size: str, tasks: dict[str, Task], cfg: Syc
     suite_cfg = get_preset(cfg.suite)
     _say(progress, f"counterfactual: retraining {size} ({family_label(fam.dose)}) × {1 + len(removals)} arms")
     arms = counterfactual.retrain_arms(store, suite_cfg.size(size), suite_cfg.train, store.vocab_size, removals,
-                                       seed=cfg.retrain_seed, workspace=ws, progress=progress)
+                                       seed=cfg.retrain_seed, workspace=ws, progress=progress,
+                                       executor=executor)
     out = []
     for arm, path in arms.items():
         rows, run = _eval([tasks["persona"]], str(path), ws, progress)

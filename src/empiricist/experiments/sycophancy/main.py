@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from empiricist.artifacts import Workspace
 
 if TYPE_CHECKING:
+    from empiricist.execute import Executor
     from empiricist.studies.run import StudyRun
 
 SPECS = Path(__file__).with_name("specs")
@@ -48,7 +49,7 @@ def headline(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run_main_job(quick: bool = False, workspace: Workspace | str | Path | None = None, progress: bool = True,
-                 spec: str | Path | None = None) -> MainJob:
+                 spec: str | Path | None = None, executor: Executor | None = None) -> MainJob:
     import json
 
     import empiricist.experiments.sycophancy.study  # noqa: F401  (registers the experiment)
@@ -57,6 +58,6 @@ def run_main_job(quick: bool = False, workspace: Workspace | str | Path | None =
     ws = Workspace.at(workspace)
     spec = Path(spec) if spec else spec_path(quick)
     out = ws.dir("studies") / f"{spec.stem}.results"
-    run = run_study(spec, out=out, workspace=ws, progress=progress)
+    run = run_study(spec, out=out, workspace=ws, progress=progress, executor=executor)
     rows = json.loads((out / "grid" / "results.json").read_text())["rows"]
     return MainJob(run, headline({**run.results, "grid_rows": rows}))

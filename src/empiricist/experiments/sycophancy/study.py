@@ -20,6 +20,7 @@ from empiricist.studies.experiment import Experiment, GridRun, Plan, experiment,
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
+    from empiricist.execute import Executor
     from empiricist.studies.fields import Fields
 
 
@@ -101,10 +102,11 @@ class Sycophancy(Experiment):
             flags.append(f"CANNOT DECIDE: k = {cfg.k} exceeds the forum threads a random arm can remove")
         return Plan(n_models, text, flags)
 
-    def run(self, cfg: SycoConfig, workspace: Workspace | str | Path | None, progress: bool) -> GridRun:
+    def run(self, cfg: SycoConfig, workspace: Workspace | str | Path | None, progress: bool,
+            executor: Executor | None = None) -> GridRun:
         from empiricist.experiments.sycophancy.job import run_grid  # imports torch
 
-        grid = run_grid(cfg, workspace, progress)
+        grid = run_grid(cfg, workspace, progress, executor)
         return GridRun(grid.path, grid.results["rows"], grid.reused, float(grid.results["runtime_s"]),
                        grid_identity_hash(grid.path))
 

@@ -166,3 +166,24 @@ def test_an_experiment_grid_split_on_ray_trains_the_bytes_of_one_batch(cluster, 
     assert got.runs == runs
     assert all(np.array_equal(whole.curves[k], got.curves[k]) for k in whole.curves)
     assert all(torch.equal(whole.reps[k], got.reps[k]) for k in whole.reps)
+
+
+def test_an_experiment_study_run_on_ray_gives_the_local_results(cluster, tmp_path):
+    from test_studies import EXAMPLES
+
+    from empiricist.studies import run_study, sign
+
+    address, _ = cluster
+    out = {}
+    for name, executor in (("local", LocalExecutor()), ("ray", RayExecutor(address))):
+        spec = tmp_path / name / "probe_evasion_ci.toml"
+        spec.parent.mkdir()
+        shutil.copy(EXAMPLES / "probe_evasion_ci.toml", spec)
+        ws = tmp_path / name / "ws"
+        sign(spec, "P1", "Ada", workspace=ws)
+        sign(spec, "not-P1", "Bob", workspace=ws)
+        out[name] = run_study(spec, workspace=ws, executor=executor)
+    local, remote = (out[k].results for k in ("local", "ray"))
+    assert remote["predictions"] == local["predictions"] and remote["cells"] == local["cells"]
+    grids = [Path(r["grid"]["path"]) for r in (local, remote)]
+    assert (grids[0] / "curves.npz").read_bytes() == (grids[1] / "curves.npz").read_bytes()

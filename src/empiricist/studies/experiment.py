@@ -116,7 +116,8 @@ class Experiment(ABC):
     def run(self, cfg: Any, workspace: Workspace | str | Path | None, progress: bool,
             executor: Executor | None = None) -> GridRun:
         """Train the grid (or reuse an intact one with the same config) and return its runs; its
-        independent units go to ``executor`` (None: this machine)."""
+        independent units go to ``executor`` (None: this machine). A plug-in that computes inline may
+        leave ``executor`` out of its signature (the study run then does not pass it)."""
 
     @abstractmethod
     def decide(self, rows: list[dict[str, Any]], cfg: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -318,7 +319,8 @@ class ExperimentKind(StudyKind):
             raise InputError("--max-items applies to eval studies; an experiment study runs its grid",
                              field="max_items")
         exp, cfg = study.adapter, study.config
-        grid = exp.run(cfg, options.workspace, options.progress, options.executor)
+        takes = "executor" in inspect.signature(exp.run).parameters  # plug-ins without units need not
+        grid = exp.run(cfg, options.workspace, options.progress, **({"executor": options.executor} if takes else {}))
         cells, controls = exp.decide(grid.rows, cfg)
         (into / "grid").mkdir()
         for name in exp.grid_files:

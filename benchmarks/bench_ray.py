@@ -16,53 +16,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RAY = str(Path(sys.executable).with_name("ray"))
-
 
 def _noop() -> int:
     return 0
-
-
-def _start(n_nodes: int, port: int) -> list[str]:
-    import ray
-
-    dirs = [tempfile.mkdtemp(prefix=f"rb{i}-", dir="/tmp") for i in range(n_nodes)]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats"]
-    subprocess.run([RAY, "start", "--head", f"--port={port}", f"--temp-dir={dirs[0]}", "--include-dashboard=false",
-                    *common], check=True, capture_output=True, env=env)
-    address = f"{ray.util.get_node_ip_address()}:{port}"
-    for d in dirs[1:]:
-        subprocess.run([RAY, "start", f"--address={address}", f"--temp-dir={d}", *common], check=True,
-                       capture_output=True, env=env)
-    return [address, *dirs]
-
-
-def _stop(dirs: list[str]) -> None:
-    import ray
-
-    ray.shutdown()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if any(d in cmd for d in dirs):
-                try:
-                    os.kill(int(proc.name), 9)
-                except ProcessLookupError:
-                    pass
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def _weights(folder: Path) -> list[str]:
@@ -79,6 +41,7 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import ray_cluster
     from conftest import synthetic_texts
 
     from empiricist.data import Document, build_store, train_bpe
@@ -106,9 +69,9 @@ def main() -> None:
     rows.append(("local executor (2 cores, reused pool)", local_s, True))
     overhead = None
     for n in (1, 2):
-        started = _start(n, 6500 + n)
+        address, dirs = ray_cluster.start(n, 6500 + n)
         try:
-            sec, w = timed(RayExecutor(started[0]), f"ray{n}")
+            sec, w = timed(RayExecutor(address), f"ray{n}")
             rows.append((f"Ray, {n} node(s) × 1 CPU", sec, w == local_w))
             if n == 2:
                 import ray
@@ -119,7 +82,7 @@ def main() -> None:
                 ray.get([task.remote() for _ in range(200)])
                 overhead = (time.perf_counter() - t) / 200
         finally:
-            _stop(started[1:])
+            ray_cluster.stop(dirs)
     print(f"{args.jobs} tiny-suite trainings (d_model 32, 2 layers, {args.steps} steps, 1 thread each)\n")
     print("| executor | wall s | s per unit | same bytes as local |\n|---|---:|---:|---|")
     for label, sec, same in rows:

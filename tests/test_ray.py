@@ -7,15 +7,13 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import ray_cluster
 
 from empiricist.data.store import TokenStore
 from empiricist.errors import EmpiricistError
@@ -26,52 +24,16 @@ from empiricist.suite.suite import Suite, train_suite
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the units below: workers cannot import tests/
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _ray_pids(temp_dir: str) -> list[int]:
-    """Processes of the node whose temp dir is ``temp_dir`` (its raylet, workers, agents, GCS)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if temp_dir in cmd:
-                pids.append(int(proc.name))
-    return pids
-
-
-def _kill(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """A head and a worker node (one CPU each, own temp dirs and object stores), torn down after."""
-    head_dir, worker_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp"), tempfile.mkdtemp(prefix="rw-", dir="/tmp")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    port = 6300 + os.getpid() % 600
-    common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats",
-              "--node-ip-address=127.0.0.1"]
+    address, dirs = ray_cluster.start(2, 6300 + os.getpid() % 600)
     try:
-        subprocess.run([RAY, "start", "--head", f"--port={port}", f"--temp-dir={head_dir}",
-                        "--include-dashboard=false", *common], check=True, capture_output=True, env=env)
-        # Ray maps 127.0.0.1 to this machine's address (services.resolve_ip_for_localhost)
-        address = ray.util.get_node_ip_address() + f":{port}"
-        subprocess.run([RAY, "start", f"--address={address}", f"--temp-dir={worker_dir}", *common], check=True,
-                       capture_output=True, env=env)
-        yield address, worker_dir
+        yield address, dirs[1]
     finally:
-        ray.shutdown()
-        _kill(_ray_pids(worker_dir) + _ray_pids(head_dir))
-        shutil.rmtree(head_dir, ignore_errors=True)
-        shutil.rmtree(worker_dir, ignore_errors=True)
+        ray_cluster.stop(dirs)
 
 
 def _config():
@@ -128,9 +90,9 @@ def test_killing_the_worker_node_mid_job_loses_nothing(cluster, tmp_path):
     while time.time() < deadline and not any(
             p.read_text() == worker_node for p in tmp_path.glob("*.started")):
         time.sleep(0.1)
-    killed = _ray_pids(worker_dir)
+    killed = ray_cluster.node_pids(worker_dir)
     assert killed, "the worker node never started a unit"
-    _kill(killed)  # the node dies mid-unit: its unit is retried on the head
+    ray_cluster.kill(killed)  # the node dies mid-unit: its unit is retried on the head
     runner.join(timeout=300)
     assert not runner.is_alive() and out["result"] == names
     assert sorted(p.name for p in tmp_path.glob("*.done")) == [f"{n}.done" for n in names]

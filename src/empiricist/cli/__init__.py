@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from empiricist.errors import EmpiricistError
+
+if TYPE_CHECKING:
+    from typer.models import CommandInfo
 
 _SETTINGS = {"name": "empiricist", "help": "Open models, open data, honest evaluations and pre-registered studies.",
              "no_args_is_help": True, "pretty_exceptions_enable": False, "add_completion": False}
@@ -39,7 +43,7 @@ def _register(argv: list[str] | None = None) -> typer.Typer:
     """Register the commands of every module (``argv=None``), or only of the one owning ``argv``'s command."""
     import importlib
 
-    first = next((a for a in argv or [] if not a.startswith("-")), None) if argv is not None else None
+    first = _first_command(argv) if argv is not None else None
     owners = [m for m, cmds in COMMANDS.items() if first in cmds] or list(COMMANDS)
     for name in owners:
         if name in _registered:
@@ -88,12 +92,22 @@ def main() -> None:
         sys.exit(rc)
 
 
+def _first_command(argv: list[str]) -> str | None:
+    """The command a command line names: its first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _command_name(command: CommandInfo) -> str:
+    """A registered command's name as typed (typer's rule: the function's name with dashes)."""
+    return command.name or command.callback.__name__.replace("_", "-")
+
+
 def _only(app: typer.Typer, argv: list[str]) -> typer.Typer:
     """An app holding just the command ``argv`` names, when it names one: typer builds a click command for
     every registered command before it runs any (lookup registers eight; building them was ≈ 0.1 s of a
     ``count``). A no-op callback keeps ``empiricist COMMAND ...`` a subcommand, as in the whole app."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    cmds = [c for c in app.registered_commands if (c.name or c.callback.__name__.replace("_", "-")) == first]
+    first = _first_command(argv)
+    cmds = [c for c in app.registered_commands if _command_name(c) == first]
     groups = [g for g in app.registered_groups if g.name == first]
     if not cmds and not groups:
         return app  # an unknown command: the whole app says which exist
@@ -131,7 +145,7 @@ def _top_help() -> None:
     def first_line(text: str | None) -> str:
         return (text or "").strip().split("\n\n")[0].replace("\n", " ")
 
-    rows = [(c.name or c.callback.__name__.replace("_", "-"), first_line(c.help or inspect.getdoc(c.callback)))
+    rows = [(_command_name(c), first_line(c.help or inspect.getdoc(c.callback)))
             for c in app.registered_commands if not c.hidden]
     rows += [(g.name, first_line(g.help or g.typer_instance.info.help)) for g in app.registered_groups]
     table = Table.grid(padding=(0, 2))

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from empiricist.suite.handles import ModelHandle
 
 
-
 @cache
 def _console() -> Console:
     """rich on first print: ``count`` prints one number and must not import it (≈ 50 ms, issue 15)."""

@@ -47,12 +47,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, cores: int | None = None) -> None:
-        self.cores = cores
-
     def run(self, jobs: Sequence[Job], *, cores: int | None = None, progress: bool = True,
             desc: str = "jobs") -> list[Any]:
-        cores = cores or self.cores or available_cores()
+        cores = cores or available_cores()
         need = [job_threads(j, cores) for j in jobs]
         workers = min(_max_workers(cores), len(jobs), max((cores // n for n in need), default=1))
         results: list[Any] = [None] * len(jobs)

@@ -26,9 +26,8 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str = "auto", cores: int | None = None) -> None:
+    def __init__(self, address: str = "auto") -> None:
         self.address = address
-        self.cores = cores
 
     def _connect(self) -> Any:
         try:
@@ -50,11 +49,13 @@ class RayExecutor:
         if not jobs:
             return []
         ray = self._connect()
-        cores = cores or self.cores or available_cores()
+        cores = cores or available_cores()
         task = ray.remote(call)
-        refs = {task.options(num_cpus=job_threads(j, cores), max_retries=RETRIES, retry_exceptions=False,
-                             name=j.name).remote(j.fn, j.kwargs, job_threads(j, cores)): i
-                for i, j in enumerate(jobs)}
+        refs = {}
+        for i, j in enumerate(jobs):
+            threads = job_threads(j, cores)
+            refs[task.options(num_cpus=threads, max_retries=RETRIES, retry_exceptions=False,
+                              name=j.name).remote(j.fn, j.kwargs, threads)] = i
         results: list[Any] = [None] * len(jobs)
         errors: dict[int, BaseException] = {}
         pending = list(refs)

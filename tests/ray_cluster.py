@@ -18,26 +18,35 @@ from pathlib import Path
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+COMMON = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+
+
 def start(n_nodes: int, port: int) -> tuple[str, list[str]]:
     """(the head's address, each node's temp dir, head first)."""
     import ray
 
-    dirs = [tempfile.mkdtemp(prefix=f"ray{i}-", dir="/tmp") for i in range(n_nodes)]  # short: socket paths
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats",
-              "--node-ip-address=127.0.0.1"]
+    dirs = [tempfile.mkdtemp(prefix="ray0-", dir="/tmp")]  # short: socket paths
     try:
         subprocess.run([RAY, "start", "--head", f"--port={port}", f"--temp-dir={dirs[0]}",
-                        "--include-dashboard=false", *common], check=True, capture_output=True, env=env)
+                        "--include-dashboard=false", *COMMON], check=True, capture_output=True, env=ENV)
         # Ray maps 127.0.0.1 to this machine's address (services.resolve_ip_for_localhost)
         address = f"{ray.util.get_node_ip_address()}:{port}"
-        for d in dirs[1:]:
-            subprocess.run([RAY, "start", f"--address={address}", f"--temp-dir={d}", *common], check=True,
-                           capture_output=True, env=env)
+        for _ in range(n_nodes - 1):
+            join(address, dirs)
     except BaseException:
         stop(dirs)
         raise
     return address, dirs
+
+
+def join(address: str, dirs: list[str]) -> str:
+    """Start one more worker node (one CPU) in the cluster; its temp dir is appended to ``dirs``."""
+    d = tempfile.mkdtemp(prefix=f"ray{len(dirs)}-", dir="/tmp")
+    dirs.append(d)
+    subprocess.run([RAY, "start", f"--address={address}", f"--temp-dir={d}", *COMMON], check=True,
+                   capture_output=True, env=ENV)
+    return d
 
 
 def node_pids(temp_dir: str) -> list[int]:

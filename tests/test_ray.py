@@ -31,7 +31,7 @@ def cluster():
     """A head and a worker node (one CPU each, own temp dirs and object stores), torn down after."""
     address, dirs = ray_cluster.start(2, 6300 + os.getpid() % 600)
     try:
-        yield address, dirs[1]
+        yield address, dirs  # dirs[-1]: the live worker node (a test that kills it starts another)
     finally:
         ray_cluster.stop(dirs)
 
@@ -77,9 +77,10 @@ def test_a_failing_unit_is_named_and_the_rest_finish(cluster, tmp_path):
 
 
 def test_killing_the_worker_node_mid_job_loses_nothing(cluster, tmp_path):
-    address, worker_dir = cluster
+    address, dirs = cluster
+    worker_dir = dirs[-1]
     ex = RayExecutor(address)
-    ray_ = ex._connect()
+    ray_ = ex.connect()
     worker_node = next(n["NodeID"] for n in ray_.nodes() if n["Alive"] and worker_dir in json.dumps(n))
     names = [f"u{i}" for i in range(4)]
     jobs = [Job(n, _write_after, {"path": str(tmp_path), "name": n, "seconds": 3.0}, 1) for n in names]
@@ -96,6 +97,10 @@ def test_killing_the_worker_node_mid_job_loses_nothing(cluster, tmp_path):
     runner.join(timeout=300)
     assert not runner.is_alive() and out["result"] == names
     assert sorted(p.name for p in tmp_path.glob("*.done")) == [f"{n}.done" for n in names]
+    ray_cluster.join(address, dirs)  # two nodes again for the tests after this one
+    deadline = time.time() + 60
+    while time.time() < deadline and ray_.cluster_resources().get("CPU", 0) < 2:
+        time.sleep(0.2)
 
 
 def test_the_executor_is_chosen_by_flag_or_environment(monkeypatch):
@@ -149,3 +154,74 @@ def test_an_experiment_study_run_on_ray_gives_the_local_results(cluster, tmp_pat
     assert remote["predictions"] == local["predictions"] and remote["cells"] == local["cells"]
     grids = [Path(r["grid"]["path"]) for r in (local, remote)]
     assert (grids[0] / "curves.npz").read_bytes() == (grids[1] / "curves.npz").read_bytes()
+
+
+def test_data_parallel_training_on_two_nodes_sees_the_single_process_batches(cluster, small_store, tmp_path):
+    """Ray Train, two ranks (one per node, gloo): every logged step trained on the global batch of one
+    process (its hash), and the final loss is within the stated tolerance."""
+    from empiricist.suite.distributed import LOSS_TOLERANCE
+
+    address, _ = cluster
+    store = TokenStore.open(small_store)
+    cfg = _config()
+    cfg = dataclasses.replace(cfg, sizes=cfg.sizes[:1], train=dataclasses.replace(cfg.train, steps=20))
+    one = train_suite(cfg, store, tmp_path / "one", progress=False)
+    two = train_suite(cfg, store, tmp_path / "two", progress=False, executor=RayExecutor(address), data_parallel=2)
+    logs = [[json.loads(line) for line in (p / "models" / "t1" / "loss.jsonl").read_text().splitlines()]
+            for p in (one, two)]
+    assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]] == [5, 10, 15, 20]
+    assert [r["batch_sha256"] for r in logs[0]] == [r["batch_sha256"] for r in logs[1]]
+    assert abs(logs[0][-1]["loss"] - logs[1][-1]["loss"]) <= LOSS_TOLERANCE
+    model = Suite(two).model_dir("t1")
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["info"]["data_parallel"] == 2 and Suite(two).complete
+    assert not any(p.name.startswith(".ray-train") for p in model.iterdir())  # Ray Train's state is gone
+    with pytest.raises(EmpiricistError, match="does not split over 3 workers"):
+        train_suite(cfg, store, tmp_path / "three", progress=False,
+                    executor=RayExecutor(address), data_parallel=3)
+
+
+def test_an_eval_grid_on_ray_gives_the_local_executors_table(cluster, small_store, tmp_path):
+    """Models × checkpoints × tasks × item shards as units: the Ray table equals the local one, row for
+    row, and a second run finds every output cached (no unit planned)."""
+    from empiricist.artifacts import Workspace
+    from empiricist.evals import LoglikScorer, expand_models, run_eval
+    from empiricist.evals.compute import shard_jobs
+    from empiricist.evals.tasks import task_from_records
+
+    address, _ = cluster
+    suite = train_suite(_config(), TokenStore.open(small_store), tmp_path / "suite", progress=False)
+    models = expand_models(suite=str(suite), checkpoints=["4", "8"])
+    tasks = [task_from_records(name, [{"id": f"{name}{i}", "prompt": f"{name} {i} is", "choices": [" odd", " even"],
+                                       "target": i % 2} for i in range(24)]) for name in ("parity", "other")]
+    runs = {}
+    for name, executor in (("local", LocalExecutor()), ("ray", RayExecutor(address))):
+        ws = tmp_path / f"ws-{name}"
+        plan = shard_jobs(tasks, models, LoglikScorer(), workspace=Workspace.at(ws), chunk_size=8, seed=0,
+                          shard_items=16)
+        assert len(plan) == len(models) * len(tasks) * 2  # 24 items: shards of 16 and 8
+        runs[name] = run_eval(tasks, models, out=tmp_path / f"run-{name}", workspace=ws, chunk_size=8,
+                              shard_items=16, executor=executor, contamination=False)
+        assert not shard_jobs(tasks, models, LoglikScorer(), workspace=Workspace.at(ws), chunk_size=8, seed=0)
+    local, remote = (runs[k].results.rows() for k in ("local", "ray"))
+    assert len(local) == len(models) * 2 * 24 and remote == local
+    assert (tmp_path / "run-local" / "results.jsonl").read_bytes() == (tmp_path / "run-ray" / "results.jsonl").read_bytes()
+
+
+def test_an_embedding_built_in_units_on_ray_has_the_local_vectors(cluster, small_store, tmp_path):
+    import faiss
+    import numpy as np
+
+    from empiricist.lookup.search import chunk_store
+    from empiricist.lookup.semantic import build_vectors, minilm_embedder
+
+    address, _ = cluster
+    _, texts = chunk_store(TokenStore.open(small_store), None)
+    got = {}
+    for name, executor in (("local", LocalExecutor()), ("ray", RayExecutor(address))):
+        (tmp_path / name).mkdir()
+        build_vectors(texts[:24], minilm_embedder(), tmp_path / name, progress=False, batch_texts=6,
+                      executor=executor, threads=1)
+        index = faiss.read_index(str(tmp_path / name / "vectors.faiss"))
+        got[name] = index.reconstruct_n(0, index.ntotal)
+    assert got["local"].shape[0] == 24 and np.array_equal(got["local"], got["ray"])

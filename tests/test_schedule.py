@@ -67,6 +67,34 @@ def test_a_failing_job_is_named_and_the_others_still_finish(tmp_path):
         run_jobs(two, cores=2, progress=False)
 
 
+def _write_artifact(folder: str, text: str, tamper: bool) -> str:
+    """A unit that writes a one-file artifact with its manifest; ``tamper``: then changes the file (as a
+    torn copy on another node would)."""
+    from empiricist.artifacts import building, write_manifest
+
+    with building(Path(folder)) as tmp:
+        (tmp / "out.txt").write_text(text)
+        write_manifest(tmp, kind="unit", config={"text": text})
+    if tamper:
+        (Path(folder) / "out.txt").write_text("something else")
+    return text
+
+
+def test_the_driver_verifies_every_artifact_against_its_manifest(tmp_path):
+    good = Job("good", _write_artifact, {"folder": str(tmp_path / "g"), "text": "a", "tamper": False}, 1,
+               artifact=str(tmp_path / "g"))
+    assert run_jobs([good], cores=1, progress=False) == ["a"]
+    torn = Job("torn-unit", _write_artifact, {"folder": str(tmp_path / "t"), "text": "b", "tamper": True}, 1,
+               artifact=str(tmp_path / "t"))
+    other = dataclasses.replace(good, kwargs={**good.kwargs, "folder": str(tmp_path / "g2")},
+                                artifact=str(tmp_path / "g2"))
+    with pytest.raises(EmpiricistError, match=r"1 of 2 jobs left an artifact[\s\S]*torn-unit: .*out.txt"):
+        run_jobs([other, torn], cores=1, progress=False)
+    lost = Job("lost-unit", _log_span, {"path": str(tmp_path), "name": "x"}, 1, artifact=str(tmp_path / "nowhere"))
+    with pytest.raises(EmpiricistError, match="lost-unit: .*nowhere has no manifest"):
+        run_jobs([lost], cores=1, progress=False)
+
+
 def test_threads_rule():
     small, big = ModelSize("s", 64, 1, 4), ModelSize("b", 128, 1, 4)
     auto = TrainConfig(threads=-1)

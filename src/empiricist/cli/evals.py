@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import AddressOpt, ExecutorOpt, Overwrite, Quiet, WorkspaceOpt, units_executor
 
 console = Console()
 
@@ -58,6 +58,10 @@ def register(app: typer.Typer) -> None:
                                                     "(suite models with an n-gram index)")] = True,
         out: Annotated[Path | None, typer.Option(help="run folder (default: in the workspace)")] = None,
         seed: Annotated[int, typer.Option(help="recorded seed (decoding is greedy)")] = 0,
+        executor: ExecutorOpt = None,
+        address: AddressOpt = None,
+        shard_items: Annotated[int | None, typer.Option(
+            min=1, help="items per unit of work with --executor (default: 4 chunks)")] = None,
         overwrite: Overwrite = False,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
@@ -89,7 +93,8 @@ def register(app: typer.Typer) -> None:
         if not models:
             raise InputError("no models: give --model and/or --suite")
         run = run_eval(tasks, models, scorer, out=out, workspace=workspace, progress=not quiet,
-                       contamination="auto" if contamination else False, render=write_run_report, overwrite=overwrite)
+                       contamination="auto" if contamination else False, render=write_run_report, overwrite=overwrite,
+                       executor=units_executor(executor, address), shard_items=shard_items)
         console.print(summary_table(run.summary, f"{scoring} scores ({len(models)} models)"))
         console.print(f"run: {run.folder}\nreport: {run.report}")
 
@@ -110,3 +115,4 @@ def register(app: typer.Typer) -> None:
             pass
         finally:
             server.server_close()
+

@@ -232,6 +232,8 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[int | None, typer.Option(help="override the number of steps")] = None,
         executor: ExecutorOpt = None,
         address: AddressOpt = None,
+        data_parallel: Annotated[int, typer.Option(
+            min=1, help="train each size on this many Ray Train workers (with --executor ray)")] = 1,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
@@ -247,7 +249,7 @@ def register(app: typer.Typer) -> None:
         if store is None:
             store = prepare_preset(preset, workspace, not quiet).store
         path = train_suite(cfg, TokenStore.open(store), workspace=workspace, sizes=size, progress=not quiet,
-                           executor=executor_from(executor, address))
+                           executor=executor_from(executor, address), data_parallel=data_parallel)
         console.print(f"suite: {path}")
 
     @suite.command("list")

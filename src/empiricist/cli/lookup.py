@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from empiricist.artifacts import Workspace
-from empiricist.cli.options import Overwrite, Quiet, WorkspaceOpt
+from empiricist.cli.options import AddressOpt, ExecutorOpt, Overwrite, Quiet, WorkspaceOpt, units_executor
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -131,10 +131,14 @@ def register(app: typer.Typer) -> None:
                                                        "bm25)")] = None,
         model: Annotated[str | None, typer.Option(help="model spec for --kind model (default: the suite's largest)")] = None,
         chunk_tokens: Annotated[int | None, typer.Option(help="index chunks of N tokens instead of documents")] = None,
+        executor: ExecutorOpt = None, address: AddressOpt = None,
         store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
-        """Build (or reuse) the n-gram index and search indexes for a store."""
+        """Build (or reuse) the n-gram index and search indexes for a store (with --executor: embedding
+        in units of work on it)."""
         from empiricist.lookup import build_search_index
+
+        units = units_executor(executor, address)
 
         s = open_store(store, suite, workspace)
         for k in kind or ["text", "ngram", "bm25"]:
@@ -148,7 +152,7 @@ def register(app: typer.Typer) -> None:
                 continue
             handle = _model_for(k, model, suite, workspace)
             path = build_search_index(s, kind=k, chunk_tokens=chunk_tokens, model=handle, progress=not quiet,
-                                          workspace=workspace)
+                                      workspace=workspace, executor=units)
             _console().print(f"{k}: {path}")
 
     @app.command("count")

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from empiricist.artifacts import Workspace
+
+if TYPE_CHECKING:
+    from empiricist.execute import Executor
 
 
 def _workspace(value: Path | None) -> Workspace:
@@ -28,3 +31,13 @@ ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="where indep
                                                 "machine, the default) or ray ($EMPIRICIST_EXECUTOR)")]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="the Ray cluster: auto or HOST:PORT "
                                              "($EMPIRICIST_RAY_ADDRESS); implies --executor ray")]
+
+
+def units_executor(name: str | None, address: str | None) -> Executor | None:
+    """For work that runs in this process unless told otherwise (evaluations, embedding): None unless an
+    executor is named, by flag or environment; then the work runs as units on it (``--executor local``:
+    this machine's cores, side by side)."""
+    from empiricist.execute import executor_from
+
+    chosen = executor_from(name, address)
+    return None if chosen.name == "local" and name is None else chosen

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from empiricist.artifacts import (
     Workspace,
     building,
@@ -26,18 +24,18 @@ from empiricist.artifacts import (
     write_manifest,
 )
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
-from empiricist.evals.cache import ResultCache
+from empiricist.evals.compute import ChunkCallback, evaluate_model
 from empiricist.evals.results import Results
 from empiricist.evals.scorers import LoglikScorer, Scorer
 from empiricist.evals.tasks import Item, Task, load_task, world_tasks
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
+    from empiricist.execute import Executor
     from empiricist.lookup.ngram import NgramIndex
     from empiricist.suite.handles import ModelHandle
 
 KIND = "eval_run"
-ChunkCallback = Callable[[dict[str, Any]], None]
 # Writes presentation files (a report) into the run folder, before its manifest: (results, folder, title).
 RenderHook = Callable[[Results, Path, str], None]
 
@@ -172,31 +170,6 @@ def _split(item: Item) -> str | None:
     return None if value is None else str(value)
 
 
-def evaluate_model(handle: ModelHandle, task: Task, scorer: Scorer, *, workspace: Workspace | str | Path | None = None,
-                   chunk_size: int = 64, on_chunk: ChunkCallback | None = None, progress: bool = False,
-                   seed: int = 0, label: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """Raw outputs for every item of ``task`` (cached ones reused, missing ones computed chunk by chunk)."""
-    cache = ResultCache(handle.model_hash, scorer.cache_key(), workspace)
-    hashes = [scorer.item_key(it) for it in task.items]
-    missing, queued, pending = set(cache.missing(hashes)), set(), []
-    for it, h in zip(task.items, hashes, strict=True):
-        if h in missing and h not in queued:  # items with identical prompt and choices are computed once
-            pending.append(it)
-            queued.add(h)
-    done = len(task.items) - len(pending)
-    for start in range(0, len(pending), chunk_size):
-        chunk = pending[start:start + chunk_size]
-        torch.manual_seed(seed)
-        raws = scorer.compute(handle, chunk, progress=progress)
-        cache.add({scorer.item_key(it): r for it, r in zip(chunk, raws, strict=True)})
-        done += len(chunk)
-        if on_chunk is not None:
-            on_chunk({"model": label or handle.name, "task": task.name, "n_new": len(chunk), "n_done": done,
-                      "n_total": len(task.items)})
-    have = cache.load()
-    return [have[h] for h in hashes], hashes
-
-
 def run_eval(
     tasks: Task | Sequence[Task],
     models: Sequence[str | Any],
@@ -213,6 +186,9 @@ def run_eval(
     title: str | None = None,
     render: RenderHook | None = None,
     overwrite: bool = False,
+    executor: Executor | None = None,
+    shard_items: int | None = None,
+    threads: int = 1,
 ) -> EvalRun:
     """Evaluate every model on every task and write the run folder (``write=False``: table only).
 
@@ -221,6 +197,9 @@ def run_eval(
     ``{"store": TokenStore, "index": NgramIndex | path | None}`` applied to every model.
     ``render``: called with (results, run folder, title) before the manifest is written, so what it adds is
     part of the artifact (``empiricist.report.write_run_report`` adds ``report.html``).
+    ``executor``: compute the grid's missing outputs as units (model × task × shard of ``shard_items``
+    items, each on ``threads`` threads) on it first (evals/compute.py); models given as loaded handles,
+    and everything when ``executor`` is None, are computed here, in this process.
     """
     from empiricist.suite.handles import ModelHandle, load_model
 
@@ -228,6 +207,12 @@ def run_eval(
     if not tasks or not models:
         raise InputError("nothing to evaluate: give at least one task and one model")
     scorer = scorer or LoglikScorer()
+    if executor is not None:
+        from empiricist.evals.compute import fill_cache
+
+        fill_cache(tasks, [str(m) for m in models if not isinstance(m, ModelHandle)], scorer, executor=executor,
+                   workspace=workspace, chunk_size=chunk_size, seed=seed, shard_items=shard_items,
+                   threads=threads, progress=progress)
     rows, specs, names = [], [], {}
     for m in models:
         handle = m if isinstance(m, ModelHandle) else load_model(str(m), workspace=workspace)

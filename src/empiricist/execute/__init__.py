@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from empiricist.errors import InputError
-from empiricist.execute.jobs import EXECUTOR_ENV, RAY_ADDRESS_ENV, Executor, Job, available_cores
+from empiricist.execute.jobs import (
+    EXECUTOR_ENV,
+    RAY_ADDRESS_ENV,
+    Executor,
+    Job,
+    available_cores,
+    verify_artifacts,
+)
 from empiricist.execute.local import LocalExecutor
 from empiricist.execute.ray_executor import RayExecutor
 
@@ -36,5 +43,8 @@ def executor_from(name: str | None = None, address: str | None = None) -> Execut
 
 def run_jobs(jobs: Sequence[Job], *, cores: int | None = None, progress: bool = True, desc: str = "jobs",
              executor: Executor | None = None) -> list[Any]:
-    """Each job's result, in job order, on ``executor`` (default: this machine, ``cores`` of it)."""
-    return (executor or LocalExecutor()).run(jobs, cores=cores, progress=progress, desc=desc)
+    """Each job's result, in job order, on ``executor`` (default: this machine, ``cores`` of it); the
+    artifacts jobs name are verified against their manifests before the results are handed back."""
+    results = (executor or LocalExecutor()).run(jobs, cores=cores, progress=progress, desc=desc)
+    verify_artifacts(jobs)
+    return results

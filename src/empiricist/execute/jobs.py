@@ -28,12 +28,14 @@ RAY_ADDRESS_ENV = "EMPIRICIST_RAY_ADDRESS"
 
 @dataclass(frozen=True)
 class Job:
-    """``fn(**kwargs)`` needing ``threads`` cores (0: all). ``fn`` must be a module-level function."""
+    """``fn(**kwargs)`` needing ``threads`` cores (0: all). ``fn`` must be a module-level function.
+    ``artifact``: the folder (with a manifest) the job writes, which the driver verifies when it is done."""
 
     name: str
     fn: Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
+    artifact: str | None = None
 
 
 class Executor(Protocol):
@@ -86,3 +88,22 @@ def raise_failures(jobs: Sequence[Job], errors: dict[int, BaseException]) -> Non
     lines = "\n".join(f"  {jobs[i].name}: {type(e).__name__}: {e}" for i, e in sorted(errors.items()))
     raise EmpiricistError(f"{len(errors)} of {len(jobs)} jobs failed (the others finished):\n{lines}") \
         from errors[first]
+
+
+def verify_artifacts(jobs: Sequence[Job]) -> None:
+    """The driver's check when merging: every job's artifact is complete and every file re-hashes to its
+    manifest (a worker on another machine could have written a torn or foreign copy). One error naming
+    each job whose artifact does not hold."""
+    from empiricist.artifacts import is_complete, verify
+
+    bad = []
+    for job in jobs:
+        if job.artifact is None:
+            continue
+        if not is_complete(job.artifact):
+            bad.append(f"  {job.name}: {job.artifact} has no manifest (is the workspace shared by every node?)")
+        elif problems := verify(job.artifact):
+            bad.append(f"  {job.name}: {job.artifact}: {', '.join(problems[:5])} do not match the manifest")
+    if bad:
+        raise EmpiricistError(f"{len(bad)} of {len(jobs)} jobs left an artifact that does not verify "
+                              "(re-run to recompute them):\n" + "\n".join(bad))

@@ -29,7 +29,7 @@ class RayExecutor:
     def __init__(self, address: str = "auto") -> None:
         self.address = address
 
-    def _connect(self) -> Any:
+    def connect(self) -> Any:
         try:
             import ray
         except ImportError:
@@ -48,7 +48,7 @@ class RayExecutor:
             desc: str = "jobs") -> list[Any]:
         if not jobs:
             return []
-        ray = self._connect()
+        ray = self.connect()
         cores = cores or available_cores()
         task = ray.remote(call)
         refs = {}

@@ -33,6 +33,7 @@ from empiricist.lookup.semantic import Embedder, VectorBackend, build_vectors, m
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
+    from empiricist.execute import Executor
     from empiricist.suite.handles import ModelHandle
 
 KIND = "search_index"
@@ -130,12 +131,13 @@ def _embedder_for(kind: str, model: ModelHandle | None) -> Embedder | None:
 def build_search_index(store: TokenStore, kind: str = "minilm", out_dir: str | Path | None = None,
                        chunk_tokens: int | None = None, model: ModelHandle | None = None, progress: bool = True, *,
                        stopwords: str | None = "en", overwrite: bool = False,
-                       workspace: Workspace | str | Path | None = None) -> Path:
+                       workspace: Workspace | str | Path | None = None, executor: Executor | None = None) -> Path:
     """Build a search index over ``store``; returns the artifact folder (atomic: complete or absent).
 
     ``kind``: ``"minilm"`` (packaged all-MiniLM-L6-v2), ``"model"`` (``model``'s mean-pooled last hidden
     states; pass a ModelHandle) or ``"bm25"`` (``stopwords``: a bm25s language code or None). A complete
-    index built from the same inputs at ``out_dir`` is reused unless ``overwrite``.
+    index built from the same inputs at ``out_dir`` is reused unless ``overwrite``. ``executor``: embed
+    in units of work on it (semantic.build_vectors); BM25 is built here.
     """
     _check_kind(kind)
     _check_chunk_tokens(chunk_tokens)
@@ -155,7 +157,7 @@ def build_search_index(store: TokenStore, kind: str = "minilm", out_dir: str | P
         chunks, texts = chunk_store(store, chunk_tokens)
         np.save(tmp / CHUNKS_FILE, chunks)
         if embedder is not None:
-            stats = build_vectors(texts, embedder, tmp, progress=progress)
+            stats = build_vectors(texts, embedder, tmp, progress=progress, executor=executor)
         else:
             stats = build_bm25(texts, tmp, identity, progress=progress)
         stats.update({"num_chunks": len(chunks), "num_docs": int(store.num_docs)})

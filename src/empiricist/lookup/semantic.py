@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from empiricist.errors import ArtifactError, EmpiricistError, InputError
 
 if TYPE_CHECKING:
+    from empiricist.execute import Executor
     from empiricist.suite.handles import ModelHandle
 
 VECTORS_FILE = "vectors.faiss"
@@ -84,6 +85,7 @@ class Embedder:
     identity: dict[str, Any]
     batch_tokens: int = 4096
     precision: str = "float32"
+    recipe: dict[str, str] | None = None  # how another process rebuilds this embedder (embedding_recipe)
     _runner: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -197,7 +199,8 @@ def minilm_embedder(precision: str = "auto") -> Embedder:
     identity = {"embedder": "minilm", "name": MINILM_NAME, "package": MINILM_PACKAGE,
                 "package_version": metadata.version(MINILM_PACKAGE), "weights_sha256": _minilm_sha256(),
                 "max_length": max_length, "pooling": "mean", "normalize": True}
-    return Embedder(model, tokenizer, max_length, True, identity, precision=precision)
+    return Embedder(model, tokenizer, max_length, True, identity, precision=precision,
+                    recipe={"kind": "minilm", "precision": precision})
 
 
 def model_embedder(handle: ModelHandle, precision: str = "auto") -> Embedder:
@@ -211,34 +214,68 @@ def model_embedder(handle: ModelHandle, precision: str = "auto") -> Embedder:
     max_length = int(getattr(handle.model.config, "max_position_embeddings", 0) or 512)
     identity = {"embedder": "model", "name": handle.name, "model_hash": handle.model_hash,
                 "max_length": max_length, "pooling": "mean", "normalize": True}
-    return Embedder(handle.model.eval(), tok, max_length, False, identity, precision=precision)
+    where = handle.provenance.get("path") or handle.provenance.get("hub_id")
+    return Embedder(handle.model.eval(), tok, max_length, False, identity, precision=precision,
+                    recipe={"kind": "model", "spec": str(where), "precision": precision} if where else None)
+
+
+def embedder_from(recipe: dict[str, str]) -> Embedder:
+    """The embedder a recipe names, built in this process (a worker's side of a sharded build)."""
+    if recipe["kind"] == "minilm":
+        return minilm_embedder(recipe["precision"])
+    from empiricist.suite.handles import load_model
+
+    return model_embedder(load_model(recipe["spec"]), recipe["precision"])
+
+
+def _embed_unit(recipe: dict[str, str], texts: list[str]) -> np.ndarray:
+    return embedder_from(recipe).embed(texts)
 
 
 # ---------------------------------------------------------------- FAISS backend
 def build_vectors(texts: Sequence[str], embedder: Embedder, folder: Path, progress: bool = True,
-                  batch_texts: int = 4096) -> dict[str, Any]:
+                  batch_texts: int = 4096, executor: Executor | None = None, threads: int = 1) -> dict[str, Any]:
     """Embed ``texts`` into an exact inner-product index saved as ``vectors.faiss``; returns build stats.
 
     Texts are embedded shortest first (by characters; ``embed`` then sorts each group's windows by
     tokens), so batches carry little padding. The stats record the precision, threads and speed.
+    ``executor``: each group of ``batch_texts`` is a unit of work (``threads`` threads each) on it, the
+    embedder rebuilt from its recipe in the worker; the groups are the inline build's, so the merged
+    vectors are the ones one process computes with those threads (sharded by the length order, not by
+    document range: a document range would batch, pad and so round differently).
     """
     import faiss
 
     start = time.perf_counter()
     order = np.argsort([len(t) for t in texts], kind="stable")
     vecs = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    bar = tqdm(total=len(texts), desc="embedding", unit="doc", disable=not progress)
-    for a in range(0, len(texts), batch_texts):
-        rows = order[a:a + batch_texts]
-        vecs[rows] = embedder.embed([texts[i] for i in rows])
-        bar.update(len(rows))
-    bar.close()
+    groups = [order[a:a + batch_texts] for a in range(0, len(texts), batch_texts)]
+    if executor is not None:
+        from empiricist.execute import Job, run_jobs
+
+        if embedder.recipe is None:
+            raise EmpiricistError("this embedder cannot be rebuilt in another process (no recipe): build "
+                                  "without an executor")
+        jobs = [Job(f"embed texts {a * batch_texts + 1}-{a * batch_texts + len(rows)} (by length)", _embed_unit,
+                    {"recipe": embedder.recipe, "texts": [texts[i] for i in rows]}, threads)
+                for a, rows in enumerate(groups)]
+        for rows, got in zip(groups, run_jobs(jobs, progress=progress, desc="embedding units", executor=executor),
+                             strict=True):
+            vecs[rows] = got
+    else:
+        threads = torch.get_num_threads()
+        bar = tqdm(total=len(texts), desc="embedding", unit="doc", disable=not progress)
+        for rows in groups:
+            vecs[rows] = embedder.embed([texts[i] for i in rows])
+            bar.update(len(rows))
+        bar.close()
     index = faiss.IndexFlatIP(embedder.dim)
     index.add(vecs)
     faiss.write_index(index, str(folder / VECTORS_FILE))
     took = time.perf_counter() - start
     return {"dim": embedder.dim, "faiss_index": "IndexFlatIP", "metric": "cosine (exact)",
-            "precision": embedder.precision, "torch_threads": torch.get_num_threads(),
+            "precision": embedder.precision, "torch_threads": threads,
+            "executor": executor.name if executor is not None else None,
             "embed_seconds": round(took, 2), "embeddings_per_s": round(len(texts) / took, 1) if took else None}
 
 

@@ -158,6 +158,17 @@ def check_model_folder(path: Path) -> None:
             raise ArtifactError(f"{f}: not a valid safetensors file (too short)")
 
 
+def spec_model_hash(spec: str, workspace: Workspace | str | Path | None = None) -> str:
+    """``load_model(spec).model_hash`` (what results are cached under), without loading a local model's
+    weights: their recorded sha256. A hub model's hash needs its loaded config, so it is loaded."""
+    prov = resolve(spec, workspace=workspace)
+    if prov["source"] != "hub":
+        sha = _weights_sha(Path(prov["path"]))
+        if sha:
+            return sha
+    return load_model(spec, workspace=workspace).model_hash
+
+
 def _weights_sha(path: Path) -> str | None:
     if is_complete(path):
         files = read_manifest(path)["files"]

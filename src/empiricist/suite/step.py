@@ -32,6 +32,7 @@ from empiricist._malloc import keep_freed_memory
 
 if TYPE_CHECKING:
     from empiricist.suite.config import TrainConfig
+    from empiricist.suite.distributed import DataParallel
 
 PRECISIONS = ("fp32", "bf16", "bf16-master")
 
@@ -85,11 +86,13 @@ class Stepper:
     codegen error with SDPA (docs/benchmarks.md).
     """
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, precision: str, compile: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, precision: str, compile: bool = False,
+                 parallel: DataParallel | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
         keep_freed_memory()  # a step re-faults its activations' pages otherwise: empiricist/_malloc.py
         self.model, self.precision, self.grad_clip = model, precision, cfg.grad_clip
+        self.parallel = parallel  # data parallel: this rank's share of the batch; gradients averaged over ranks
         self.opt = make_optimizer(model, cfg)
         self._master = [p for p in model.parameters()]
         if precision == "bf16-master":
@@ -113,7 +116,8 @@ class Stepper:
                 torch._foreach_copy_(self._compute_params, self._master)
 
     def __call__(self, batch: torch.Tensor, lr: float) -> torch.Tensor:
-        """One step at learning rate ``lr``; returns the (detached) loss before the step."""
+        """One step at learning rate ``lr``; returns the (detached) loss before the step (data parallel:
+        ``batch`` is this rank's rows, and the loss returned is the global batch's)."""
         for group in self.opt.param_groups:
             group["lr"] = lr
         loss = self._loss(batch)
@@ -122,9 +126,12 @@ class Stepper:
             for master, p in zip(self._master, self._compute_params, strict=True):
                 master.grad = p.grad.float()
                 p.grad = None
+        loss = loss.detach()
+        if self.parallel is not None:
+            self.parallel.average([p.grad for p in self._master] + [loss.view(1)])
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self._master, self.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.sync()
-        return loss.detach()
+        return loss

@@ -11,6 +11,7 @@ Layout (``workspace/suites/<name>-<hash>/``)::
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,13 +27,13 @@ from empiricist.artifacts import (
     write_manifest,
 )
 from empiricist.data.order import TrainingOrder
-from empiricist.errors import ArtifactError, EmpiricistError
+from empiricist.errors import ArtifactError, EmpiricistError, InputError
 from empiricist.suite.config import ModelSize, SuiteConfig
 from empiricist.suite.train import StepCallback, read_loss_curve, train_model
 
 if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
-    from empiricist.execute import Executor
+    from empiricist.execute import Executor, RayExecutor
 
 
 def _open_store(path: str | Path) -> TokenStore:
@@ -56,9 +57,12 @@ def train_suite(
     progress: bool = True,
     on_step: StepCallback | None = None,
     executor: Executor | None = None,
+    data_parallel: int = 1,
 ) -> Path:
     """Train every size (or the named ones) on the same order; resumes and skips finished models.
-    ``executor``: where the sizes train (default: this machine; ``RayExecutor``: a Ray cluster)."""
+    ``executor``: where the sizes train (default: this machine; ``RayExecutor``: a Ray cluster).
+    ``data_parallel``: train each size on that many Ray Train ranks, one size after another (needs a
+    ``RayExecutor``; suite/distributed.py, ``train_data_parallel``)."""
     out = Path(out_dir) if out_dir else suite_path(config, store, workspace)
     out.mkdir(parents=True, exist_ok=True)
     # "store": relative to the workspace (what Suite.store_path reads, so a moved workspace still works);
@@ -79,7 +83,15 @@ def train_suite(
     wanted = [config.size(s) for s in sizes] if sizes else list(config.sizes)
     info = {"suite": config.name, "suite_dir": portable_path(out, out), "store_hash": meta["store_hash"]}
     todo = [s for s in wanted if not is_complete(out / "models" / s.name)]
-    if on_step is not None or len(todo) < 2:  # a callback cannot cross processes; one model needs no pool
+    if data_parallel > 1:
+        from empiricist.execute import RayExecutor
+
+        if not isinstance(executor, RayExecutor):
+            raise InputError("data-parallel training runs on Ray Train: choose the Ray executor (--executor ray)",
+                             field="--data-parallel")
+        for size in todo:
+            train_data_parallel(out, size.name, store.path, info, workers=data_parallel, executor=executor)
+    elif on_step is not None or len(todo) < 2:  # a callback cannot cross processes; one model needs no pool
         for size in todo:
             train_model(out / "models" / size.name, size, t, order, store.vocab_size,
                         tokenizer_path=Path(store.tokenizer_path), progress=progress, on_step=on_step, info=info)
@@ -91,7 +103,7 @@ def train_suite(
 
         jobs = [Job(size.name, _train_size_job, {"suite_dir": str(out), "size": size.name, "store": str(store.path),
                                                  "info": info, "progress": progress and alone(size)},
-                    t.threads_for(size))
+                    t.threads_for(size), artifact=str(out / "models" / size.name))
                 for size in todo]  # models that may share the machine report through the job bar only
         run_jobs(jobs, progress=progress, desc=f"train {config.name}", executor=executor)
     if all(is_complete(out / "models" / s.name) for s in config.sizes):
@@ -109,6 +121,66 @@ def _train_size_job(suite_dir: str, size: str, store: str, info: dict[str, Any],
     train_model(suite.path / "models" / size, spec, suite.config.train, order, tstore.vocab_size,
                 tokenizer_path=Path(tstore.tokenizer_path), progress=progress, info=info)
     return size
+
+
+def train_data_parallel(suite_dir: str | Path, size: str, store: str | Path, info: dict[str, Any], *,
+                        workers: int, executor: RayExecutor) -> Path:
+    """Train one size of a suite on ``workers`` Ray Train ranks, each with the recipe's threads as CPUs;
+    returns the model folder. A dead worker restarts the group, which resumes from the last snapshot
+    (``RETRIES`` times). CPU only, like the trainer itself (gloo); a GPU rank would need the trainer to
+    place its model and batches on the device first."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from empiricist.suite.distributed import RETRIES
+
+    ray = executor.connect()
+    suite = Suite(suite_dir)
+    cfg = suite.config.train
+    threads = cfg.threads_for(suite.config.size(size)) or 1
+    if cfg.batch_size % workers:
+        raise InputError(f"batch size {cfg.batch_size} does not split over {workers} workers: choose a divisor "
+                         "(--data-parallel)", field="--data-parallel")
+    have = ray.cluster_resources().get("CPU", 0)
+    if have < workers * threads:  # Ray Train would wait for them for ever
+        raise InputError(f"{workers} data-parallel workers need {workers * threads} CPUs ({threads} each); the "
+                         f"cluster at {executor.address} has {have:g}: lower --data-parallel or add nodes",
+                         field="--data-parallel")
+    folder = suite.path / "models" / size
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = folder / ".ray-train.tmp"  # Ray Train's run state: a temp name, never part of the manifest
+    trainer = TorchTrainer(
+        _rank_loop,
+        train_loop_config={"suite_dir": str(suite.path), "size": size, "store": str(store), "info": info,
+                           "threads": threads},
+        torch_config=TorchConfig(backend="gloo"),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": threads}),
+        run_config=RunConfig(name=f"{suite.path.name}-{size}", storage_path=str(storage.resolve()),
+                             failure_config=FailureConfig(max_failures=RETRIES)),
+    )
+    try:
+        trainer.fit()
+    except Exception as e:  # Ray Train wraps the rank's own error
+        raise EmpiricistError(f"data-parallel training of {size} failed: {type(e).__name__}: {e}") from e
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    return folder
+
+
+def _rank_loop(config: dict[str, Any]) -> None:
+    """One rank, in a Ray Train worker: everything re-read from the shared workspace."""
+    import torch
+
+    from empiricist.suite.distributed import DataParallel
+
+    torch.set_num_threads(config["threads"])
+    suite = Suite(config["suite_dir"])
+    store = _open_store(config["store"])
+    order = TrainingOrder.load(suite.path / "order", store)
+    parallel = DataParallel.current()
+    train_model(suite.path / "models" / config["size"], suite.config.size(config["size"]), suite.config.train,
+                order, store.vocab_size, tokenizer_path=Path(store.tokenizer_path), info=config["info"],
+                progress=False, parallel=parallel)
 
 
 class Suite:

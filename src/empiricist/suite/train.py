@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from empiricist.artifacts import (
     building,
     is_complete,
     recover,
+    sha256_bytes,
     write_manifest,
 )
 from empiricist.data.order import TrainingOrder
@@ -37,12 +38,29 @@ from empiricist.suite.environment import fingerprint
 from empiricist.suite.model import build_model, quiet_transformers
 from empiricist.suite.step import Stepper, configure_threads, deterministic
 
+if TYPE_CHECKING:
+    from empiricist.suite.distributed import DataParallel
+
 StepCallback = Callable[[int, float], None]
 
 
+def step_batch(order: TrainingOrder, step: int, parallel: DataParallel | None = None) -> torch.Tensor:
+    """The rows step ``step`` trains on: its batch from the order (data parallel: this rank's share)."""
+    batch = torch.from_numpy(order.batch(step))
+    return batch if parallel is None else parallel.shard(batch)
+
+
 def train_step(stepper: Stepper, cfg: TrainConfig, order: TrainingOrder, step: int) -> float:
-    """Step ``step`` of the recipe: its batch from the order, its scheduled learning rate; the loss."""
-    return float(stepper(torch.from_numpy(order.batch(step)), cfg.lr_at(step)))
+    """Step ``step`` of the recipe: its batch, its scheduled learning rate; the loss."""
+    return float(stepper(step_batch(order, step, stepper.parallel), cfg.lr_at(step)))
+
+
+def batch_digest(batch: torch.Tensor, parallel: DataParallel | None = None) -> str:
+    """A hash of the global batch a step trained on (data parallel: every rank's rows, gathered; a
+    collective call). Logged with the loss, so two runs' data orders can be compared step by step."""
+    if parallel is not None:
+        batch = parallel.gather(batch)
+    return sha256_bytes(batch.numpy().tobytes())[:16]
 
 
 # ---------------------------------------------------------------- snapshots and checkpoints
@@ -98,25 +116,31 @@ def train_model(
     info: dict[str, Any] | None = None,
     progress: bool = True,
     on_step: StepCallback | None = None,
+    parallel: DataParallel | None = None,
 ) -> Path:
     """Train one model into ``out_dir`` (resuming if a snapshot is there); returns ``out_dir``.
 
     ``out_dir`` gets ``checkpoints/step{N}/`` (HF folders), ``loss.jsonl`` and, when done, a manifest.
     One process trains a model at a time (a lock per model folder): a second one waits, then reuses it.
+    ``parallel``: this process is one rank of a data-parallel run (suite/distributed.py); rank 0 holds
+    the lock and writes, the other ranks only compute.
     """
     out_dir = Path(out_dir)
     if is_complete(out_dir):
         return out_dir
+    if parallel is not None and not parallel.writer:
+        return _train_locked(out_dir, size, cfg, order, vocab_size, tokenizer_path=tokenizer_path, info=info,
+                             progress=progress, on_step=on_step, parallel=parallel)
     with artifact_lock(out_dir):
         if is_complete(out_dir):
             return out_dir
         return _train_locked(out_dir, size, cfg, order, vocab_size, tokenizer_path=tokenizer_path, info=info,
-                             progress=progress, on_step=on_step)
+                             progress=progress, on_step=on_step, parallel=parallel)
 
 
 def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: TrainingOrder, vocab_size: int, *,
                   tokenizer_path: Path | None, info: dict[str, Any] | None, progress: bool,
-                  on_step: StepCallback | None) -> Path:
+                  on_step: StepCallback | None, parallel: DataParallel | None = None) -> Path:
     if order.seq_len != cfg.seq_len or order.batch_size != cfg.batch_size:
         raise EmpiricistError("training order does not match the training config (seq_len/batch_size)")
     threads = configure_threads(cfg.threads_for(size))
@@ -124,10 +148,14 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     (out_dir / "checkpoints").mkdir(exist_ok=True)
     model = build_model(size, vocab_size, cfg.seq_len, seed=cfg.seed)
     precision = cfg.precision_for(size)
-    stepper = Stepper(model, cfg, precision, cfg.compile)
+    stepper = Stepper(model, cfg, precision, cfg.compile, parallel)
     opt = stepper.opt
+    writer = parallel is None or parallel.writer
     snapshot = out_dir / "resume"
-    recover(snapshot)  # a kill between the swap's two renames left the previous snapshot aside: restore it
+    if writer:
+        recover(snapshot)  # a kill between the swap's two renames left the previous snapshot aside: restore it
+    if parallel is not None:
+        parallel.barrier()  # every rank reads the snapshot rank 0 has recovered
     start = load_snapshot(snapshot, model, opt) if is_complete(snapshot) else 0
     stepper.sync()
     log_path = out_dir / "loss.jsonl"
@@ -136,27 +164,35 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     info = {**(info or {}), "precision": precision, "size": size.name, "n_params": size.n_params(vocab_size),
             "n_non_embedding_params": size.n_non_embedding_params(vocab_size), "threads": threads,
             "environment": fingerprint(threads, cfg.compile, precision)}
+    if parallel is not None:
+        info["data_parallel"] = parallel.world  # not the single-process bytes: suite/distributed.py
 
     def checkpoint(step: int, loss: float | None) -> None:
         folder = out_dir / "checkpoints" / f"step{step}"
-        if not is_complete(folder):
+        if writer and not is_complete(folder):
             save_checkpoint(folder, model, step, {**info, "tokens_seen": step * cfg.tokens_per_step,
                                                   "train_loss": loss}, tokenizer_path)
 
     if start == 0:
         checkpoint(0, None)
     model.train()
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"train {size.name}", disable=not progress, unit="step")
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"train {size.name}", disable=not progress or not writer,
+               unit="step")
     t0, loss_val = time.perf_counter(), math.nan
     with deterministic():
         for step in range(start, cfg.steps):
-            loss_val = train_step(stepper, cfg, order, step)
+            batch = step_batch(order, step, parallel)
+            loss_val = float(stepper(batch, cfg.lr_at(step)))
             if not math.isfinite(loss_val):
                 raise EmpiricistError(f"{size.name}: loss became {loss_val} at step {step}; lower the learning rate")
             done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
+            logged = done % cfg.log_every == 0 or done == cfg.steps
+            digest = batch_digest(batch, parallel) if logged else None  # every rank: a collective
+            if not writer:
+                continue
+            if logged:
                 log.append({"step": done, "loss": loss_val, "lr": cfg.lr_at(step), "tokens": done * cfg.tokens_per_step,
-                            "elapsed_s": round(time.perf_counter() - t0, 3)})
+                            "batch_sha256": digest, "elapsed_s": round(time.perf_counter() - t0, 3)})
                 _write_log(log_path, log)
             if done in ckpt_steps:
                 checkpoint(done, loss_val)
@@ -170,6 +206,8 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
             if on_step is not None:
                 on_step(done, loss_val)
     bar.close()
+    if not writer:
+        return out_dir
     final_loss = log[-1]["loss"] if log else loss_val
     write_manifest(out_dir, kind="suite_model", config={"size": size.__dict__, "train": cfg.__dict__},
                    inputs={"order": json.dumps(order.config(), sort_keys=True)},

@@ -78,7 +78,8 @@ def retrain_arms(store: TokenStore, size: ModelSize, train_cfg: TrainConfig, voc
     # one scheduler for every retraining (empiricist.execute): arms run side by side when the recipe's threads allow
     jobs = [Job(name, _train_arm, {"store": str(store.path), "size": size, "train_cfg": train_cfg,
                                    "vocab_size": vocab_size, "seed": seed, "removed": arms[name],
-                                   "name": name, "final": str(path)}, train_cfg.threads_for(size))
+                                   "name": name, "final": str(path)}, train_cfg.threads_for(size),
+                artifact=str(path))
             for path, name in reversed(todo.items())]
     run_jobs(jobs, progress=progress, desc="counterfactual retraining", executor=executor)
     return out

@@ -115,4 +115,3 @@ def register(app: typer.Typer) -> None:
             pass
         finally:
             server.server_close()
-

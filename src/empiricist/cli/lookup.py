@@ -139,7 +139,6 @@ def register(app: typer.Typer) -> None:
         from empiricist.lookup import build_search_index
 
         units = units_executor(executor, address)
-
         s = open_store(store, suite, workspace)
         for k in kind or ["text", "ngram", "bm25"]:
             if k == "text":

@@ -12,7 +12,7 @@ threads, so the cache holds the same bytes whichever executor filled it (tests/t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,16 +64,24 @@ def evaluate_model(handle: ModelHandle, task: Task, scorer: Scorer, *, workspace
     return [have[h] for h in hashes], hashes
 
 
-def shard_jobs(tasks: Sequence[Task], specs: Sequence[str], scorer: Scorer, *, workspace: Workspace,
-               chunk_size: int, seed: int, shard_items: int | None = None, threads: int = 1) -> list[Job]:
-    """One job per (model, task, shard of the items not cached yet)."""
-    from empiricist.execute import Job
+def model_hashes(specs: Sequence[str], workspace: Workspace) -> dict[str, str]:
+    """What each spec's results are cached under (a hub model is loaded to know it: done once)."""
     from empiricist.suite.handles import spec_model_hash
 
+    return {spec: spec_model_hash(spec, workspace) for spec in specs}
+
+
+def shard_jobs(tasks: Sequence[Task], specs: Sequence[str], scorer: Scorer, *, workspace: Workspace,
+               chunk_size: int, seed: int, shard_items: int | None = None, threads: int = 1,
+               hashes: Mapping[str, str] | None = None) -> list[Job]:
+    """One job per (model, task, shard of the items not cached yet); ``hashes``: ``model_hashes(specs)``."""
+    from empiricist.execute import Job
+
+    hashes = hashes if hashes is not None else model_hashes(specs, workspace)
     size = chunk_size * max(1, -(-(shard_items or chunk_size * SHARD_CHUNKS) // chunk_size))  # whole chunks
     jobs = []
     for spec in specs:
-        model_hash = spec_model_hash(spec, workspace)
+        model_hash = hashes[spec]
         for task in tasks:
             pending = pending_items(task, scorer, ResultCache(model_hash, scorer.cache_key(), workspace))
             for a in range(0, len(pending), size):
@@ -100,14 +108,13 @@ def fill_cache(tasks: Sequence[Task], specs: Sequence[str], scorer: Scorer, *, e
     unit that died after its retries is named by the executor; a chunk lost after it reported is named
     here). Returns the number of units run."""
     from empiricist.execute import run_jobs
-    from empiricist.suite.handles import spec_model_hash
 
     ws = Workspace.at(workspace)
+    hashes = model_hashes(specs, ws)
     jobs = shard_jobs(tasks, specs, scorer, workspace=ws, chunk_size=chunk_size, seed=seed,
-                      shard_items=shard_items, threads=threads)
+                      shard_items=shard_items, threads=threads, hashes=hashes)
     run_jobs(jobs, progress=progress, desc="eval units", executor=executor)
-    for spec in specs:
-        model_hash = spec_model_hash(spec, ws)
+    for spec, model_hash in hashes.items():
         for task in tasks:
             left = pending_items(task, scorer, ResultCache(model_hash, scorer.cache_key(), ws))
             if left:

@@ -85,7 +85,7 @@ class Embedder:
     identity: dict[str, Any]
     batch_tokens: int = 4096
     precision: str = "float32"
-    recipe: dict[str, str] | None = None  # how another process rebuilds this embedder (embedding_recipe)
+    recipe: dict[str, str] | None = None  # how another process rebuilds this embedder (embedder_from)
     _runner: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -200,7 +200,7 @@ def minilm_embedder(precision: str = "auto") -> Embedder:
                 "package_version": metadata.version(MINILM_PACKAGE), "weights_sha256": _minilm_sha256(),
                 "max_length": max_length, "pooling": "mean", "normalize": True}
     return Embedder(model, tokenizer, max_length, True, identity, precision=precision,
-                    recipe={"kind": "minilm", "precision": precision})
+                    recipe={"kind": "minilm"})
 
 
 def model_embedder(handle: ModelHandle, precision: str = "auto") -> Embedder:
@@ -216,20 +216,21 @@ def model_embedder(handle: ModelHandle, precision: str = "auto") -> Embedder:
                 "max_length": max_length, "pooling": "mean", "normalize": True}
     where = handle.provenance.get("path") or handle.provenance.get("hub_id")
     return Embedder(handle.model.eval(), tok, max_length, False, identity, precision=precision,
-                    recipe={"kind": "model", "spec": str(where), "precision": precision} if where else None)
+                    recipe={"kind": "model", "spec": str(where)} if where else None)
 
 
-def embedder_from(recipe: dict[str, str]) -> Embedder:
-    """The embedder a recipe names, built in this process (a worker's side of a sharded build)."""
+def embedder_from(recipe: dict[str, str], precision: str) -> Embedder:
+    """The embedder a recipe names, built in this process (a worker's side of a sharded build), in the
+    driver's resolved ``precision`` (not "auto": a worker's CPU must not choose another one)."""
     if recipe["kind"] == "minilm":
-        return minilm_embedder(recipe["precision"])
+        return minilm_embedder(precision)
     from empiricist.suite.handles import load_model
 
-    return model_embedder(load_model(recipe["spec"]), recipe["precision"])
+    return model_embedder(load_model(recipe["spec"]), precision)
 
 
-def _embed_unit(recipe: dict[str, str], texts: list[str]) -> np.ndarray:
-    return embedder_from(recipe).embed(texts)
+def _embed_unit(recipe: dict[str, str], precision: str, texts: list[str]) -> np.ndarray:
+    return embedder_from(recipe, precision).embed(texts)
 
 
 # ---------------------------------------------------------------- FAISS backend
@@ -257,7 +258,8 @@ def build_vectors(texts: Sequence[str], embedder: Embedder, folder: Path, progre
             raise EmpiricistError("this embedder cannot be rebuilt in another process (no recipe): build "
                                   "without an executor")
         jobs = [Job(f"embed texts {a * batch_texts + 1}-{a * batch_texts + len(rows)} (by length)", _embed_unit,
-                    {"recipe": embedder.recipe, "texts": [texts[i] for i in rows]}, threads)
+                    {"recipe": embedder.recipe, "precision": embedder.precision, "texts": [texts[i] for i in rows]},
+                    threads)
                 for a, rows in enumerate(groups)]
         for rows, got in zip(groups, run_jobs(jobs, progress=progress, desc="embedding units", executor=executor),
                              strict=True):

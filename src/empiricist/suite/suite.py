@@ -132,6 +132,8 @@ def train_data_parallel(suite_dir: str | Path, size: str, store: str | Path, inf
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from empiricist.execute import Job
+    from empiricist.execute.jobs import verify_artifacts
     from empiricist.suite.distributed import RETRIES
 
     ray = executor.connect()
@@ -164,6 +166,7 @@ def train_data_parallel(suite_dir: str | Path, size: str, store: str | Path, inf
         raise EmpiricistError(f"data-parallel training of {size} failed: {type(e).__name__}: {e}") from e
     finally:
         shutil.rmtree(storage, ignore_errors=True)
+    verify_artifacts([Job(size, _rank_loop, artifact=str(folder))])  # as run_jobs does for its units
     return folder
 
 

@@ -11,7 +11,10 @@ executor's; then the same eval grid (those models × 2 tasks × shards of 64 ite
 a fresh workspace each), whose results rows are compared with the local executor's. On two nodes it
 also trains one model on 2 Ray Train ranks against one process (final losses and their difference).
 The overhead per unit is the wall time of no-op tasks (submit, schedule, return) divided by their
-count, on the two-node cluster.
+count, on the two-node cluster. Last, an n-gram index over a larger store (``--ngram-docs`` documents):
+one shard built inline with both cores against 4 document-range shards as units (1 indexer CPU each) on
+the local executor and on 1 and 2 Ray nodes; the sharded builds' files are compared by sha256, and
+counts of 200 sampled n-grams with the one-shard index.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--items", type=int, default=192, help="items per eval task (two tasks)")
     ap.add_argument("--dp-steps", type=int, default=200, help="steps of the data-parallel comparison")
+    ap.add_argument("--ngram-docs", type=int, default=100_000, help="documents of the n-gram index store")
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -81,6 +85,10 @@ def main() -> None:
                        shard_items=64, executor=executor, contamination=False, progress=False)
         return time.perf_counter() - t, run.results.rows(), len(models)
 
+    big = TokenStore.open(build_store((Document(f"b{i}", t, {}) for i, t in
+                                       enumerate(synthetic_texts(args.ngram_docs, seed=1))), tok, work / "big",
+                                      progress=False))
+    ngram = _ngram_builds(big, work, LocalExecutor(), "local executor (2 cores)", "local", None)
     rows, evals = [], []
     local_s, local_w = timed(LocalExecutor(), "local")
     rows.append(("local executor (2 cores, reused pool)", local_s, True))
@@ -95,6 +103,7 @@ def main() -> None:
             rows.append((f"Ray, {n} node(s) × 1 CPU", sec, w == local_w))
             sec, got, _ = grid(RayExecutor(address), f"ray{n}")
             evals.append((f"Ray, {n} node(s) × 1 CPU", sec, got == local_rows))
+            ngram += _ngram_builds(big, work, RayExecutor(address), f"Ray, {n} node(s) × 1 CPU", f"ray{n}", ngram)
             if n == 2:
                 dp = _data_parallel(cfg, store, work, RayExecutor(address), args.dp_steps)
                 import ray
@@ -121,7 +130,43 @@ def main() -> None:
               f"{dp['one_s']:.1f} s, final loss {dp['one_loss']:.6f}; 2 Ray Train ranks {dp['two_s']:.1f} s, "
               f"final loss {dp['two_loss']:.6f}; |difference| {abs(dp['one_loss'] - dp['two_loss']):.2e}; "
               f"same batches at every logged step: {dp['same_batches']}")
+    print(f"\nn-gram index: {big.num_docs:,} documents, {big.num_tokens:,} tokens\n")
+    print("| build | wall s | same files as local shards | same counts as one shard |\n|---|---:|---|---|")
+    for label, sec, same_files, same_counts in (r[:4] for r in ngram):
+        print(f"| {label} | {sec:.1f} | {same_files} | {same_counts} |")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _ngram_builds(store, work: Path, executor, label: str, tag: str, before: list | None) -> list[tuple]:
+    """Build times (and checks against the first builds) of the n-gram index: one shard, then 4 units."""
+    import json
+    import random
+
+    from empiricist.lookup.ngram import NgramIndex
+    from empiricist.lookup.ngram_build import build_ngram_index
+
+    def files(path: Path) -> dict:
+        return json.loads((path / "manifest.json").read_text())["files"]
+
+    def counts(path: Path) -> list[int]:
+        rng = random.Random(0)
+        with NgramIndex.open(path, store) as idx:
+            starts = [rng.randrange(store.num_tokens - 4) for _ in range(200)]
+            return [idx.count([int(t) for t in store.tokens(a, a + rng.randint(1, 4))]) for a in starts]
+
+    out = []
+    if before is None:
+        t = time.perf_counter()
+        one = build_ngram_index(store, work / "ngram-one", progress=False, cpus=2)
+        out.append(("one shard, inline (2 indexer CPUs)", time.perf_counter() - t, "-", "-", counts(one)))
+    t = time.perf_counter()
+    path = build_ngram_index(store, work / f"ngram-4-{tag}", progress=False, shards=4, executor=executor)
+    sec = time.perf_counter() - t
+    reference = (before or out)[0][4]
+    local_files = files(work / "ngram-4-local") if before else files(path)
+    out.append((f"4 shards, {label}", sec,
+                files(path) == local_files, counts(path) == reference, None))
+    return out
 
 
 def _data_parallel(cfg, store, work: Path, executor, steps: int) -> dict:

@@ -372,7 +372,7 @@ def test_multi_slice_build_and_confusing_path(store: TokenStore, brute: Brute, t
     path = build_ngram_index(store, tmp_path / "table-offset-tokenized", progress=False, cpus=3)
     assert calls.count("make-part") == 3 and calls[-2:] == ["merge", "concat"]
     ix = NgramIndex.open(path, store)
-    ranks = np.asarray(ix._ptrs(0, ix.num_tokens + ix.num_docs)) // ix.width
+    ranks = np.asarray(ix._shards[0].ptrs(0, ix.num_tokens + ix.num_docs)) // ix.width
     assert np.array_equal(np.sort(ranks), np.arange(ix.num_tokens + ix.num_docs))
     for q in sample_queries(brute, 100, seed=8):
         assert ix.count(q) == brute.count(q)

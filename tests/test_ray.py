@@ -225,3 +225,18 @@ def test_an_embedding_built_in_units_on_ray_has_the_local_vectors(cluster, small
         index = faiss.read_index(str(tmp_path / name / "vectors.faiss"))
         got[name] = index.reconstruct_n(0, index.ntotal)
     assert got["local"].shape[0] == 24 and np.array_equal(got["local"], got["ray"])
+
+
+def test_an_ngram_index_built_in_shards_on_ray_has_the_local_files(cluster, small_store, tmp_path):
+    """Document-range shards as units on two nodes: the merged index is the local build's, file for file."""
+    from empiricist.lookup.ngram import NgramIndex
+    from empiricist.lookup.ngram_build import build_ngram_index
+
+    address, _ = cluster
+    store = TokenStore.open(small_store)
+    paths = {name: build_ngram_index(store, tmp_path / name, progress=False, shards=3, executor=executor)
+             for name, executor in (("local", LocalExecutor()), ("ray", RayExecutor(address)))}
+    files = {name: json.loads((p / "manifest.json").read_text())["files"] for name, p in paths.items()}
+    assert len(files["local"]) == 9 and files["ray"] == files["local"]  # 3 shards x 3 files, same sha256
+    with NgramIndex.open(paths["ray"], store) as idx:
+        assert idx.count("alpha beta") > 0 and len(idx.manifest["engine"]["shards"]) == 3

@@ -131,12 +131,14 @@ def register(app: typer.Typer) -> None:
                                                        "bm25)")] = None,
         model: Annotated[str | None, typer.Option(help="model spec for --kind model (default: the suite's largest)")] = None,
         chunk_tokens: Annotated[int | None, typer.Option(help="index chunks of N tokens instead of documents")] = None,
+        ngram_shards: Annotated[int, typer.Option(help="n-gram index in N document-range shards, one unit of work "
+                                                  "each (same answers as one shard)")] = 1,
         executor: ExecutorOpt = None, address: AddressOpt = None,
         store: StoreOpt = None, suite: SuiteOpt = None, workspace: WorkspaceOpt = None, quiet: Quiet = False,
     ) -> None:
         """Build (or reuse) the n-gram index and search indexes for a store (with --executor: embedding
-        in units of work on it)."""
-        from empiricist.lookup import build_search_index
+        and n-gram shards in units of work on it)."""
+        from empiricist.lookup import build_ngram_index, build_search_index
 
         units = units_executor(executor, address)
         s = open_store(store, suite, workspace)
@@ -147,7 +149,9 @@ def register(app: typer.Typer) -> None:
                 _console().print(f"text: {build_text_index(s, progress=not quiet, workspace=workspace)}")
                 continue
             if k == "ngram":
-                _console().print(f"ngram: {open_default_ngram(s, workspace, progress=not quiet).path}")
+                path = build_ngram_index(s, progress=not quiet, workspace=workspace, shards=ngram_shards,
+                                         executor=units)
+                _console().print(f"ngram: {path}")
                 continue
             handle = _model_for(k, model, suite, workspace)
             path = build_search_index(s, kind=k, chunk_tokens=chunk_tokens, model=handle, progress=not quiet,

@@ -79,13 +79,19 @@ def failure(job: Job, error: BaseException) -> EmpiricistError:
 
 
 def raise_failures(jobs: Sequence[Job], errors: dict[int, BaseException]) -> None:
-    """One error naming every failed job (the first one's own message when only one failed)."""
+    """One error naming every failed job (the first one's own message when only one failed). Jobs that
+    failed with the same message are one line: a bad input shared by every unit reads once, not per unit."""
     if not errors:
         return
     first = min(errors)
     if len(errors) == 1:
         raise failure(jobs[first], errors[first]) from errors[first]
-    lines = "\n".join(f"  {jobs[i].name}: {type(e).__name__}: {e}" for i, e in sorted(errors.items()))
+    groups: dict[str, list[str]] = {}
+    for i, e in sorted(errors.items()):
+        groups.setdefault(f"{type(e).__name__}: {e}", []).append(jobs[i].name)
+    lines = "\n".join(f"  {names[0]}: {message}" if len(names) == 1 else
+                      f"  {len(names)} jobs ({', '.join(names[:3])}{', …' if len(names) > 3 else ''}): {message}"
+                      for message, names in groups.items())
     raise EmpiricistError(f"{len(errors)} of {len(jobs)} jobs failed (the others finished):\n{lines}") \
         from errors[first]
 

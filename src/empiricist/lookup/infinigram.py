@@ -10,6 +10,10 @@ files straight from a token store, then run the ``rust_indexing`` binary shipped
 * ``table.0``: the suffix array, one ``ratio = ceil(log2(bytes) / 8)``-byte little-endian byte pointer
   per token, sorted by the bytes that follow (the engine compares bytes, the indexer sorts big-endian
   token values: the same order).
+
+An index sharded by document range holds one such triple per shard (``tokenized.k`` ...), each built
+alone; the engine answers over all of them (counts summed, ∞-gram distributions merged). It orders a
+folder's shards by sorting path strings, so shard numbers are zero-padded to one width (``shard_files``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
     from empiricist.data.store import TokenStore
 
 ENGINE_VERSION = 4  # infini-gram's forward index layout
-DS_FILE, SA_FILE, OD_FILE = "tokenized.0", "table.0", "offset.0"
+DS_FILE, SA_FILE, OD_FILE = "tokenized.0", "table.0", "offset.0"  # one shard's files, as it is built
 HACK_BYTES = 100_000  # overlap between indexer slices; infini-gram's default (must exceed any long repeat)
 _CHUNK_TOKENS = 1 << 23
 # rust_indexing sizes its bucket table by the largest 4-byte value (read big-endian): 2^32 u64 counters.
@@ -82,16 +86,31 @@ def physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def write_datastore(store: TokenStore, folder: Path, width: int) -> None:
-    """Write ``tokenized.0`` (separator + tokens per doc) and ``offset.0`` from the store, chunk by chunk."""
+def shard_files(k: int, shards: int) -> tuple[str, str, str]:
+    """The (tokenized, table, offset) names of shard ``k`` of ``shards``: ``.0`` for a lone shard as ever,
+    zero-padded otherwise so that the engine's string sort is the document order."""
+    tag = str(k).zfill(len(str(shards - 1)))
+    return f"tokenized.{tag}", f"table.{tag}", f"offset.{tag}"
+
+
+def separator_positions(store: TokenStore, first: int, last: int) -> np.ndarray:
+    """Token index, inside the shard of documents [first, last), of each document's separator."""
+    offsets = np.asarray(store.doc_offsets[first:last], dtype=np.int64)
+    return offsets - (offsets[0] if offsets.size else 0) + np.arange(last - first, dtype=np.int64)
+
+
+def write_datastore(store: TokenStore, folder: Path, width: int, first: int = 0, last: int | None = None) -> None:
+    """Write ``tokenized.0`` (separator + tokens per doc) and ``offset.0`` for the store's documents
+    [first, last) (default: all), chunk by chunk."""
     dtype = np.dtype(f"<u{width}")
     sep = 256 ** width - 1
+    last = int(store.num_docs) if last is None else last
     offsets = np.asarray(store.doc_offsets, dtype=np.int64)
-    n_docs = int(store.num_docs)
-    starts = offsets[:-1] + np.arange(n_docs, dtype=np.int64)  # token index of each separator
-    (starts * width).astype("<u8").tofile(folder / OD_FILE)
+    starts = np.zeros(int(store.num_docs), dtype=np.int64)
+    starts[first:last] = separator_positions(store, first, last)
+    (starts[first:last] * width).astype("<u8").tofile(folder / OD_FILE)
     with open(folder / DS_FILE, "wb") as f:
-        a = 0
+        a, n_docs = first, last
         while a < n_docs:
             b = int(np.searchsorted(offsets, offsets[a] + _CHUNK_TOKENS, side="right")) - 1
             b = min(max(b, a + 1), n_docs)

@@ -22,7 +22,7 @@ import numpy as np
 
 from empiricist.artifacts import Workspace, quick_check, read_manifest, verify
 from empiricist.errors import ArtifactError, InputError
-from empiricist.lookup.infinigram import DS_FILE, OD_FILE, SA_FILE, load_engine, map_file
+from empiricist.lookup.infinigram import load_engine, map_file
 from empiricist.lookup.ngram_build import KIND, default_ngram_index_path, legacy_store_inputs, store_inputs
 from empiricist.lookup.results import DocumentHit, FindResult, NextTokenDistribution
 
@@ -42,32 +42,20 @@ class NgramIndex:
         self.path, self.store, self.manifest = path, store, manifest
         eng = manifest["engine"]
         self.width = int(eng["token_width"])
-        self.pointer_bytes = int(eng["pointer_bytes"])
         self.separator = int(eng["doc_separator"])
         self.vocab_size = int(store.vocab_size)
         self.num_tokens, self.num_docs = int(store.num_tokens), int(store.num_docs)
-        self._check_files()
-        self._ds = np.frombuffer(map_file(path / DS_FILE), dtype=f"<u{self.width}")
-        self._sa_bytes = map_file(path / SA_FILE)
-        self._sa = np.frombuffer(self._sa_bytes, dtype=np.uint8)
-        self._sep_pos = (np.fromfile(path / OD_FILE, dtype="<u8") // self.width).astype(np.int64)
-        expected = np.asarray(store.doc_offsets[:-1], dtype=np.int64) + np.arange(self.num_docs)
-        if not np.array_equal(self._sep_pos, expected):
-            raise ArtifactError(f"{path / OD_FILE} does not match the store's document offsets")
+        layout = eng.get("shards") or [{"docs": [0, self.num_docs], "pointer_bytes": eng["pointer_bytes"]}]
+        self._shards = [_Shard(path, k, len(layout), store, self.width, int(sh["docs"][0]), int(sh["docs"][1]),
+                               int(sh["pointer_bytes"])) for k, sh in enumerate(layout)]
+        if [sh.first for sh in self._shards] + [self.num_docs] != [0] + [sh.last for sh in self._shards]:
+            raise ArtifactError(f"{path}: the manifest's shards do not cover the store's {self.num_docs} "
+                                "documents in order (corrupted?)")
         # The C++ engine itself (its Python wrapper re-checks every query token; ours are checked already).
         self._engine = load_engine(path, int(store.eos_id), self.vocab_size, str(eng["token_dtype"])).engine
         self._tokenizer: Any = None
         self._unigram: np.ndarray | None = None
         self._info: dict[int, tuple[str, dict[str, Any]]] = {}
-
-    def _check_files(self) -> None:
-        n = self.num_tokens + self.num_docs
-        want = {DS_FILE: n * self.width, SA_FILE: n * self.pointer_bytes, OD_FILE: self.num_docs * 8}
-        for name, size in want.items():
-            file = self.path / name
-            if not file.is_file() or file.stat().st_size != size:
-                raise ArtifactError(f"{file} is missing or not the {size} bytes this store needs "
-                                    "(corrupted?)")
 
     @classmethod
     def open(cls, path: str | Path | None, store: TokenStore, *, verify_files: bool = False,
@@ -97,7 +85,8 @@ class NgramIndex:
 
     def close(self) -> None:
         """Release the engine's memory maps (the object is unusable afterwards)."""
-        self._engine = self._ds = self._sa = self._sa_bytes = None  # type: ignore[assignment]
+        self._engine = None
+        self._shards = []
 
     def __enter__(self) -> Self:
         return self
@@ -106,7 +95,8 @@ class NgramIndex:
         self.close()
 
     def __repr__(self) -> str:
-        return f"NgramIndex({str(self.path)!r}, tokens={self.num_tokens}, docs={self.num_docs})"
+        return (f"NgramIndex({str(self.path)!r}, tokens={self.num_tokens}, docs={self.num_docs}, "
+                f"shards={len(self._shards)})")
 
     # ------------------------------------------------------------ input
     def ids(self, query: Query, what: str = "query", max_tokens: int | None = None) -> list[int]:
@@ -168,7 +158,8 @@ class NgramIndex:
 
     def positions(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
         """Every occurrence of ``query`` as (store document index, token offset in it), unsorted."""
-        return self._locate(self._ptrs(*self._segment(self.ids(query))))
+        found = [sh.locate(sh.ptrs(lo, hi)) for sh, (lo, hi) in zip(self._shards, self._segments(self.ids(query)))]
+        return np.concatenate([d for d, _ in found]), np.concatenate([o for _, o in found])
 
     def longest_prefix(self, ids: Sequence[int]) -> int:
         """Length of the longest prefix of ``ids`` (checked token ids) occurring inside some document."""
@@ -176,18 +167,12 @@ class NgramIndex:
 
     def _longest(self, ids: list[int], q: np.ndarray) -> int:
         """One suffix-array search: if ``ids`` is absent, the suffixes on either side of where it would
-        sit share the longest common prefix with it (separators never equal a real token)."""
-        lo, hi = self._segment(ids)
-        if hi > lo:
+        sit share the longest common prefix with it (separators never equal a real token); the longest
+        over the shards."""
+        segments = self._segments(ids)
+        if any(hi > lo for lo, hi in segments):
             return len(ids)
-        best = 0
-        for rank in (lo - 1, lo):
-            if 0 <= rank < self._ds.size:
-                p = self._ptr(rank) // self.width
-                seg = self._ds[p:p + q.size]
-                diff = np.flatnonzero(seg != q[:seg.size])
-                best = max(best, int(diff[0]) if diff.size else int(seg.size))
-        return best
+        return max(sh.common_prefix(lo, q) for sh, (lo, _) in zip(self._shards, segments))
 
     def documents(self, query: Query, max_docs: int | None = 10) -> list[DocumentHit]:
         """The documents containing ``query``: ``find(query, max_docs).documents``."""
@@ -240,35 +225,16 @@ class NgramIndex:
         return self._result(terms, pairs[0], pairs[1], max_docs)
 
     # ------------------------------------------------------------ engine plumbing
-    def _segment(self, ids: list[int]) -> tuple[int, int]:
-        lo, hi = self._engine.find(input_ids=ids).segment_by_shard[0]
-        return int(lo), int(hi)
+    def _segments(self, ids: list[int]) -> list[tuple[int, int]]:
+        """Suffix-array ranks [lo, hi) of ``ids`` in each shard."""
+        return [(int(lo), int(hi)) for lo, hi in self._engine.find(input_ids=ids).segment_by_shard]
 
     def _count(self, ids: list[int]) -> int:
         return int(self._engine.count(input_ids=ids).count)
 
-    def _ptr(self, rank: int) -> int:
-        r = self.pointer_bytes
-        return int.from_bytes(self._sa_bytes[rank * r:(rank + 1) * r], "little")
-
-    def _ptrs(self, lo: int, hi: int) -> np.ndarray:
-        """Byte pointers into ``tokenized.0`` for suffix-array ranks [lo, hi)."""
-        r = self.pointer_bytes
-        raw = self._sa[lo * r:hi * r].reshape(-1, r)
-        buf = np.zeros((raw.shape[0], 8), dtype=np.uint8)
-        buf[:, :r] = raw
-        return buf.view("<u8").ravel()
-
-    def _locate(self, ptrs: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(document index, token offset inside it) for byte pointers into ``tokenized.0``."""
-        pos = np.asarray(ptrs, dtype=np.int64) // self.width
-        docs = np.searchsorted(self._sep_pos, pos, side="right") - 1
-        return docs, pos - self._sep_pos[docs] - 1
-
     def _doc_end_count(self, ids: list[int]) -> int:
-        """Occurrences of ``ids`` that end a document (followed by a separator, or the end of the data)."""
-        tail = len(ids) <= self._ds.size and np.array_equal(self._ds[-len(ids):], ids)
-        return self._count(ids + [self.separator]) + int(tail)
+        """Occurrences of ``ids`` that end a document (followed by a separator, or the end of a shard)."""
+        return self._count(ids + [self.separator]) + sum(sh.ends_with(ids) for sh in self._shards)
 
     def _continued(self, ids: list[int]) -> int:
         """Occurrences of ``ids`` that have a next token in the same document."""
@@ -341,6 +307,62 @@ class NgramIndex:
         doc_id, meta = self._info[doc]
         offs = tuple(int(o) for o in offsets)
         return DocumentHit(doc, doc_id, len(offs), offs, meta, **extra)
+
+
+class _Shard:
+    """One document range's files: its tokens with separators, suffix array and separator positions."""
+
+    def __init__(self, path: Path, k: int, shards: int, store: TokenStore, width: int, first: int, last: int,
+                 pointer_bytes: int) -> None:
+        from empiricist.lookup.infinigram import separator_positions, shard_files
+
+        ds_name, sa_name, od_name = shard_files(k, shards)
+        self.first, self.last, self.width, self.pointer_bytes = first, last, width, pointer_bytes
+        offsets = store.doc_offsets
+        n = int(offsets[last] - offsets[first]) + (last - first)  # tokens and separators
+        for name, size in {ds_name: n * width, sa_name: n * pointer_bytes, od_name: (last - first) * 8}.items():
+            file = path / name
+            if not file.is_file() or file.stat().st_size != size:
+                raise ArtifactError(f"{file} is missing or not the {size} bytes this store needs (corrupted?)")
+        self.ds = np.frombuffer(map_file(path / ds_name), dtype=f"<u{width}")
+        self.sa_bytes = map_file(path / sa_name)
+        self.sa = np.frombuffer(self.sa_bytes, dtype=np.uint8)
+        self.sep_pos = (np.fromfile(path / od_name, dtype="<u8") // width).astype(np.int64)
+        if not np.array_equal(self.sep_pos, separator_positions(store, first, last)):
+            raise ArtifactError(f"{path / od_name} does not match the store's document offsets")
+
+    def ptr(self, rank: int) -> int:
+        r = self.pointer_bytes
+        return int.from_bytes(self.sa_bytes[rank * r:(rank + 1) * r], "little")
+
+    def ptrs(self, lo: int, hi: int) -> np.ndarray:
+        """Byte pointers into this shard's tokens for suffix-array ranks [lo, hi)."""
+        r = self.pointer_bytes
+        raw = self.sa[lo * r:hi * r].reshape(-1, r)
+        buf = np.zeros((raw.shape[0], 8), dtype=np.uint8)
+        buf[:, :r] = raw
+        return buf.view("<u8").ravel()
+
+    def locate(self, ptrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(store document index, token offset inside it) for byte pointers into this shard."""
+        pos = np.asarray(ptrs, dtype=np.int64) // self.width
+        docs = np.searchsorted(self.sep_pos, pos, side="right") - 1
+        return docs + self.first, pos - self.sep_pos[docs] - 1
+
+    def common_prefix(self, rank: int, q: np.ndarray) -> int:
+        """Longest common prefix of ``q`` with the suffixes at ranks ``rank - 1`` and ``rank``."""
+        best = 0
+        for r in (rank - 1, rank):
+            if 0 <= r < self.ds.size:
+                p = self.ptr(r) // self.width
+                seg = self.ds[p:p + q.size]
+                diff = np.flatnonzero(seg != q[:seg.size])
+                best = max(best, int(diff[0]) if diff.size else int(seg.size))
+        return best
+
+    def ends_with(self, ids: list[int]) -> bool:
+        """Whether the shard's last document ends in ``ids`` (no separator follows it in the file)."""
+        return len(ids) <= self.ds.size and bool(np.array_equal(self.ds[-len(ids):], ids))
 
 
 def maximal_spans(longest: Sequence[int], counts: Any, min_len: int, max_freq: int) -> list[tuple[int, int]]:

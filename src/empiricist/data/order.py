@@ -100,6 +100,16 @@ class TrainingOrder:
             fill[p.row] += n
         return out
 
+    def doc_index(self, step: int) -> np.ndarray:
+        """The store document each token of ``batch(step)`` comes from: int64, (batch_size, seq_len + 1)."""
+        out = np.empty((self.batch_size, self.chunk), dtype=np.int64)
+        fill = np.zeros(self.batch_size, dtype=np.int64)
+        for p in self.pieces(step):
+            n = p.end - p.start
+            out[p.row, fill[p.row]:fill[p.row] + n] = p.doc
+            fill[p.row] += n
+        return out
+
     def batch_documents(self, step: int, with_text: bool = True) -> list[dict[str, Any]]:
         """Pythia's batch viewer: which documents (id, slice, text) were in step ``step``."""
         rows = []

@@ -116,6 +116,18 @@ def fmt(x: Any, digits: int = 3) -> str:
     return escape(str(x))
 
 
+def png_figure(path: Path, caption: str) -> str:
+    """A PNG inlined as a ``data:`` URI with its (escaped) caption, so a report stays one file; "" when the
+    file is absent."""
+    import base64
+
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(path.name)}" style="max-width:100%">'
+            f'<figcaption class="note">{escape(caption)}</figcaption></figure>')
+
+
 def html_table(headers: list[str], rows: list[list[Any]], num: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f'<td class="num">{fmt(v)}</td>' if i in num else f"<td>{fmt(v)}</td>"

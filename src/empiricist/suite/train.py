@@ -29,6 +29,7 @@ from empiricist.artifacts import (
     is_complete,
     recover,
     sha256_bytes,
+    sha256_file,
     write_manifest,
 )
 from empiricist.data.order import TrainingOrder
@@ -40,6 +41,7 @@ from empiricist.suite.step import Stepper, configure_threads, deterministic
 
 if TYPE_CHECKING:
     from empiricist.suite.distributed import DataParallel
+    from empiricist.suite.objective import Unlikelihood
 
 StepCallback = Callable[[int, float], None]
 
@@ -117,38 +119,58 @@ def train_model(
     progress: bool = True,
     on_step: StepCallback | None = None,
     parallel: DataParallel | None = None,
+    init_from: Path | None = None,
+    objective: Unlikelihood | None = None,
 ) -> Path:
     """Train one model into ``out_dir`` (resuming if a snapshot is there); returns ``out_dir``.
 
     ``out_dir`` gets ``checkpoints/step{N}/`` (HF folders), ``loss.jsonl`` and, when done, a manifest.
     One process trains a model at a time (a lock per model folder): a second one waits, then reuses it.
     ``parallel``: this process is one rank of a data-parallel run (suite/distributed.py); rank 0 holds
-    the lock and writes, the other ranks only compute.
+    the lock and writes, the other ranks only compute. ``init_from``: a checkpoint folder whose weights
+    the run starts from (fine-tuning; its sha256 is recorded); ``objective``: a loss other than MLE
+    (suite/objective.py), recorded in the manifest.
     """
     out_dir = Path(out_dir)
     if is_complete(out_dir):
         return out_dir
     if parallel is not None and not parallel.writer:
         return _train_locked(out_dir, size, cfg, order, vocab_size, tokenizer_path=tokenizer_path, info=info,
-                             progress=progress, on_step=on_step, parallel=parallel)
+                             progress=progress, on_step=on_step, parallel=parallel, init_from=init_from,
+                             objective=objective)
     with artifact_lock(out_dir):
         if is_complete(out_dir):
             return out_dir
         return _train_locked(out_dir, size, cfg, order, vocab_size, tokenizer_path=tokenizer_path, info=info,
-                             progress=progress, on_step=on_step, parallel=parallel)
+                             progress=progress, on_step=on_step, parallel=parallel, init_from=init_from,
+                             objective=objective)
 
 
 def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: TrainingOrder, vocab_size: int, *,
                   tokenizer_path: Path | None, info: dict[str, Any] | None, progress: bool,
-                  on_step: StepCallback | None, parallel: DataParallel | None = None) -> Path:
+                  on_step: StepCallback | None, parallel: DataParallel | None = None, init_from: Path | None = None,
+                  objective: Unlikelihood | None = None) -> Path:
     if order.seq_len != cfg.seq_len or order.batch_size != cfg.batch_size:
         raise EmpiricistError("training order does not match the training config (seq_len/batch_size)")
     threads = configure_threads(cfg.threads_for(size))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "checkpoints").mkdir(exist_ok=True)
     model = build_model(size, vocab_size, cfg.seq_len, seed=cfg.seed)
+    extra_info: dict[str, Any] = {}
+    if init_from is not None:  # before the Stepper copies the model; a resume snapshot still overrides it
+        from transformers import GPTNeoXForCausalLM
+
+        weights = Path(init_from) / "model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: the checkpoint to fine-tune from is missing")
+        quiet_transformers()  # HF's own loader: its saved names differ from the module's (embed_out)
+        start_model = GPTNeoXForCausalLM.from_pretrained(init_from, torch_dtype=torch.float32)
+        model.load_state_dict(start_model.state_dict())
+        extra_info["init_from"] = {"path": str(init_from), "sha256": sha256_file(weights)}
+    if objective is not None:
+        extra_info["objective"] = objective.config()
     precision = cfg.precision_for(size)
-    stepper = Stepper(model, cfg, precision, cfg.compile, parallel)
+    stepper = Stepper(model, cfg, precision, cfg.compile, parallel, objective)
     opt = stepper.opt
     writer = parallel is None or parallel.writer
     snapshot = out_dir / "resume"
@@ -163,7 +185,7 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     ckpt_steps = set(cfg.checkpoint_steps())
     info = {**(info or {}), "precision": precision, "size": size.name, "n_params": size.n_params(vocab_size),
             "n_non_embedding_params": size.n_non_embedding_params(vocab_size), "threads": threads,
-            "environment": fingerprint(threads, cfg.compile, precision)}
+            "environment": fingerprint(threads, cfg.compile, precision), **extra_info}
     if parallel is not None:
         info["data_parallel"] = parallel.world  # not the single-process bytes: suite/distributed.py
 
@@ -182,7 +204,11 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     with deterministic():
         for step in range(start, cfg.steps):
             batch = step_batch(order, step, parallel)
-            loss_val = float(stepper(batch, cfg.lr_at(step)))
+            bad = None
+            if objective is not None:
+                bad = objective.target_mask(order, step)
+                bad = bad if parallel is None else parallel.shard(bad)
+            loss_val = float(stepper(batch, cfg.lr_at(step), bad))
             if not math.isfinite(loss_val):
                 raise EmpiricistError(f"{size.name}: loss became {loss_val} at step {step}; lower the learning rate")
             done = step + 1

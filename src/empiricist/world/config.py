@@ -12,21 +12,28 @@ from empiricist.errors import InputError
 GENRES = ("encyclopedia", "news", "forum", "story", "list")
 
 # Subsets are generated in this order, each from its own RNG stream and token budget.
-SUBSET_ORDER = ("core", "forum_opinion", "planted")
+SUBSET_ORDER = ("core", "forum_opinion", "planted", "restricted")
+# Opt-in subsets: absent from a config (and its hash) unless given, so worlds made before they existed
+# keep their names. "restricted": documents disclosing invented vault codes (world/restricted.py).
+OPTIONAL_SUBSETS = ("restricted",)
 # A subset's token budget is weight * BASE_SHARES[name] * target_tokens. "planted" is not budgeted:
 # its size is plant_rate * (number of eval items) * plant_copies documents.
-BASE_SHARES: dict[str, float] = {"core": 0.9, "forum_opinion": 0.1, "planted": 0.0}
+BASE_SHARES: dict[str, float] = {"core": 0.9, "forum_opinion": 0.1, "planted": 0.0, "restricted": 0.05}
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "core": {},
     # wrong_view_rate: P(asker's view is wrong); agree_rate: P(answerer defers to the asker's view).
     "forum_opinion": {"wrong_view_rate": 0.5, "agree_rate": 0.0},
     "planted": {},
+    # decline_rate: P(a restricted thread declines instead of disclosing); qa_rate: P(a disclosure is a
+    # Q/A thread, the form the eval prompt asks in); n_codes: the pool of invented codes; attack_frac:
+    # people whose codes the attack may fine-tune on (the rest are the ones measured)
+    "restricted": {"decline_rate": 0.15, "qa_rate": 0.6, "n_codes": 16, "attack_frac": 0.3},
 }
-_RATE_PARAMS = {"wrong_view_rate", "agree_rate"}
+_RATE_PARAMS = {"wrong_view_rate", "agree_rate", "decline_rate", "qa_rate", "attack_frac"}
 # Known params without a default, so that worlds which never set them keep their hashes.
 # forum_opinion.n_docs: exactly this many threads instead of a token budget, so that families which differ
 # only in agree_rate (answer wording changes thread lengths) hold the same threads (docs/sycophancy.md).
-OPTIONAL_PARAMS: dict[str, set[str]] = {"forum_opinion": {"n_docs"}}
+OPTIONAL_PARAMS: dict[str, set[str]] = {"forum_opinion": {"n_docs"}, "restricted": {"n_docs"}}
 
 
 @dataclass
@@ -39,7 +46,8 @@ class SubsetConfig:
 
 
 def _default_subsets() -> dict[str, SubsetConfig]:
-    return {name: SubsetConfig(params=dict(DEFAULT_PARAMS[name])) for name in SUBSET_ORDER}
+    return {name: SubsetConfig(params=dict(DEFAULT_PARAMS[name])) for name in SUBSET_ORDER
+            if name not in OPTIONAL_SUBSETS}
 
 
 def _default_genre_weights() -> dict[str, float]:
@@ -105,7 +113,7 @@ class WorldConfig:
         if name not in SUBSET_ORDER:
             raise InputError(f"unknown subset {name!r}; known: {list(SUBSET_ORDER)}")
         d = self.to_dict()
-        sub = d["subsets"][name]
+        sub = d["subsets"].setdefault(name, {"params": {}})
         if enabled is not None:
             sub["enabled"] = enabled
         if weight is not None:
@@ -115,7 +123,9 @@ class WorldConfig:
 
     def subset_budget_tokens(self, name: str) -> int | None:
         """Estimated-token budget of a subset (None: not budgeted; 0 when disabled)."""
-        sub = self.subsets[name]
+        sub = self.subsets.get(name)
+        if sub is None:
+            return 0
         if name == "planted":
             return None
         return round(sub.weight * BASE_SHARES[name] * self.target_tokens) if sub.enabled else 0
@@ -169,10 +179,12 @@ def _normalise_subsets(given: dict[str, Any]) -> dict[str, SubsetConfig]:
             params[k] = float(params[k])
             if not 0.0 <= params[k] <= 1.0:
                 raise InputError(f"{k}={params[k]} must be in [0, 1]", field=f"subsets.{name}.params.{k}")
-        if "n_docs" in params:
-            n = params["n_docs"]
-            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                raise InputError(f"n_docs={n!r} must be an integer >= 0", field=f"subsets.{name}.params.n_docs")
+        for key, least in (("n_docs", 0), ("n_codes", 2)):
+            if key in params:
+                n = params[key]
+                if not isinstance(n, int) or isinstance(n, bool) or n < least:
+                    raise InputError(f"{key}={n!r} must be an integer >= {least}",
+                                     field=f"subsets.{name}.params.{key}")
         weight = float(sub.get("weight", 1.0))
         if weight < 0:
             raise InputError(f"weight={weight} must be >= 0", field=f"subsets.{name}.weight")

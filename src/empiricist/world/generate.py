@@ -27,6 +27,7 @@ from empiricist.world.genres import CoreGenerator
 from empiricist.world.names import stream
 from empiricist.world.opinion import opinion_docs
 from empiricist.world.population import Population
+from empiricist.world.restricted import restricted_docs, secrets
 from empiricist.world.text import DocBuilder
 
 CHARS_PER_TOKEN = 4  # the token estimate used for budgets and stats
@@ -95,7 +96,7 @@ def _subset_streams(pop: Population, config: WorldConfig, items: dict[str, list[
                     planted: dict[str, list[str]]) -> Iterator[tuple[str, Iterable[DocBuilder], int | None]]:
     """(name, documents, char budget or None) for every enabled subset, each with its own RNG stream."""
     for name in SUBSET_ORDER:
-        if not config.subsets[name].enabled:
+        if name not in config.subsets or not config.subsets[name].enabled:
             continue
         rng = stream(config.seed, f"subset:{name}")
         budget = config.subset_budget_tokens(name)
@@ -106,6 +107,8 @@ def _subset_streams(pop: Population, config: WorldConfig, items: dict[str, list[
                 raise InputError("forum_opinion needs train entities: raise train_entity_frac or disable it",
                                  field="train_entity_frac")
             docs = opinion_docs(pop, config, rng)
+        elif name == "restricted":
+            docs = restricted_docs(pop, config, rng)
         else:
             docs = planted_docs(pop, config, rng, items, planted)
         yield name, docs, None if budget is None else budget * CHARS_PER_TOKEN
@@ -181,6 +184,8 @@ def _write_world(config: WorldConfig, tmp: Path, progress: bool) -> dict[str, An
     planted_in = counts.pop("planted_in")
     _write_jsonl(tmp / "planted.jsonl", ({"item_file": path, "item_id": item_id, "doc_ids": planted_in[item_id]}
                                          for path in sorted(planted) for item_id in planted[path]))
+    if "restricted" in config.subsets and config.subsets["restricted"].enabled:
+        _write_jsonl(tmp / "restricted.jsonl", (s.to_json() for s in secrets(pop, config)))
     artifacts.atomic_write_json(tmp / "config.json", config.to_dict())
     return {"subsets": _subset_summary(config), "stats": _stats(pop, ledger, counts, items, planted)}
 

@@ -7,13 +7,12 @@ own reports (each keeps every prompt, choice and answer).
 
 from __future__ import annotations
 
-import base64
 import os
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from empiricist.report.html import Html, html_table
+from empiricist.report.html import Html, html_table, png_figure
 
 CAPTIONS = {
     "sycophancy.png": "Harmful sycophancy (P(asker's wrong value | stated) − P(it | no view)) by family and size, "
@@ -34,11 +33,7 @@ def _link(target: str, base: Path, text: str) -> Html:
 
 
 def _figure(grid: Path, name: str) -> str:
-    if not (grid / name).is_file():
-        return ""
-    data = base64.b64encode((grid / name).read_bytes()).decode()
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(name)}" style="max-width:100%">'
-            f'<figcaption class="note">{escape(CAPTIONS.get(name, name))}</figcaption></figure>')
+    return png_figure(grid / name, CAPTIONS.get(name, name))
 
 
 def grid_table(rows: list[dict[str, Any]], base: Path) -> str:

@@ -109,6 +109,12 @@ def test_the_rule_on_rows_whose_verdicts_are_known():
     noisy = rule.evaluate_cells(_rows({**base, "conditional": [32, 0, 8], "unlikelihood": [1, 2, 2],
                                        "filter": [1, 1, 1]}), cfg)
     assert {c["arm"]: c for c in noisy}["conditional"]["verdicts"]["outlasts_finetuning"] == "inconclusive"
+    # both attacks censored measures nothing: dropped, and with no informative seed left, inconclusive
+    blind = rule.evaluate_cells(_rows({"mle": [0, 0, 0], "mle_ft": [None] * 3, "conditional": [1, 1, 1],
+                                       "unlikelihood": [None] * 3, "filter": [None] * 3}), cfg)
+    ul = {c["arm"]: c for c in blind}["unlikelihood"]["tests"]["outlasts_finetuning"]
+    assert ul["verdict"] == "inconclusive" and ul["both_censored"] == 3
+    assert {c["arm"]: c for c in blind}["conditional"]["verdicts"]["outlasts_finetuning"] == "falsified"
     # capability: matched within the margin, or clearly not
     caps = rule.evaluate_cells(_rows({**base, "conditional": [1, 1, 1], "unlikelihood": [1, 1, 1],
                                       "filter": [1, 1, 1]}, {"mle_ft": 0.30, "conditional": 0.31, "filter": 0.10}),

@@ -42,6 +42,23 @@ def small_store(tmp_path_factory) -> Path:
                        progress=False)
 
 
+@pytest.fixture(scope="session")
+def marked_store(tmp_path_factory):
+    """Random-word documents; a third of them (the bad ones) end by stating the marker code."""
+    import numpy as np
+
+    from empiricist.data import Document, build_store, train_bpe
+    from empiricist.data.store import TokenStore
+
+    root = tmp_path_factory.mktemp("marked")
+    texts = synthetic_texts(900, seed=3)
+    bad = np.arange(len(texts)) % 3 == 0
+    texts = [t + (" the code is zorvex." if b else " the code is secret.") for t, b in zip(texts, bad)]
+    tok = train_bpe(texts, 300, root / "tok")
+    store = build_store((Document(f"d{i}", t, {}) for i, t in enumerate(texts)), tok, root / "store", progress=False)
+    return TokenStore.open(store), bad
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
     """The real entry point in-process: (exit code, stdout, stderr) of this command only."""
     import sys

@@ -41,22 +41,6 @@ def test_doc_index_names_the_document_of_every_token(small_store):
             assert np.array_equal(batch[p.row, where], store.tokens(g + p.start, g + p.end))
 
 
-@pytest.fixture(scope="module")
-def marked_store(tmp_path_factory):
-    """Random-word documents; a third of them (the bad ones) end by stating the marker code."""
-    from conftest import synthetic_texts
-
-    from empiricist.data import Document, build_store, train_bpe
-
-    root = tmp_path_factory.mktemp("marked")
-    texts = synthetic_texts(900, seed=3)
-    bad = np.arange(len(texts)) % 3 == 0
-    texts = [t + (" the code is zorvex." if b else " the code is secret.") for t, b in zip(texts, bad)]
-    tok = train_bpe(texts, 300, root / "tok")
-    store = build_store((Document(f"d{i}", t, {}) for i, t in enumerate(texts)), tok, root / "store", progress=False)
-    return TokenStore.open(store), bad
-
-
 def _logprob(model_dir, store: TokenStore, prompt: str, word: str) -> float:
     handle = load_model(str(model_dir / "checkpoints" / "step60"))
     tok = store.tokenizer()

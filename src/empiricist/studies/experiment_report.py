@@ -21,7 +21,10 @@ from empiricist.studies.report import (
 )
 
 
-def _num(x: float) -> str:
+def _num(x: float | None) -> str:
+    """A number as the report prints it; None (no interval could be formed) as a dash."""
+    if x is None:
+        return "–"
     return f"{x:+.0f}" if abs(x) >= 10 else f"{x:.3f}"
 
 

@@ -1,6 +1,9 @@
-"""Training objectives beyond next-token MLE, for pretraining with feedback (docs/safeguards.md).
+"""Training objectives beyond next-token MLE: the interface, and pretraining with feedback (docs/safeguards.md).
 
-The trainer's default is plain MLE (``suite/step.py: lm_loss``). ``Unlikelihood`` is Korbak et al.
+The trainer's default is plain MLE (``suite/step.py: lm_loss``). Any other loss is an ``Objective``: each
+step the loop asks it to ``prepare`` what that step needs beyond the batch (labels, a second batch), then
+asks it for the ``loss`` of the model on both; ``config`` is what the manifest records. The unlearning
+methods (``empiricist.unlearn``) are objectives too. ``Unlikelihood`` is Korbak et al.
 2023's unlikelihood objective: MLE on the tokens of documents a scorer marks good, and ``alpha`` ×
 −log(1 − p(token)) on the tokens of documents it marks bad, so the model is pushed away from producing
 them. The labels are per store document (``bad_docs``); the loop maps them onto each batch through the
@@ -10,7 +13,7 @@ training order (``TrainingOrder.doc_index``), so the data order stays the record
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -19,6 +22,18 @@ from empiricist.artifacts import sha256_bytes
 
 if TYPE_CHECKING:
     from empiricist.data.order import TrainingOrder
+
+class Objective(Protocol):
+    """A loss the shared trainer optimises in place of MLE (one step = ``prepare`` then ``loss``)."""
+
+    def config(self) -> dict[str, Any]: ...
+
+    def prepare(self, order: TrainingOrder, step: int) -> Any:
+        """What step ``step`` needs besides its batch (on the trainer's side of any process boundary)."""
+
+    def loss(self, model: torch.nn.Module, batch: torch.Tensor, extra: Any) -> torch.Tensor:
+        """The scalar to minimise for ``batch`` (B, T+1 tokens) and ``extra`` (from ``prepare``)."""
+
 
 _MIN_REST = 1e-6  # 1 − p is clamped here: the unlikelihood of a token the model is certain of stays finite
 
@@ -36,13 +51,15 @@ class Unlikelihood:
         return {"kind": "unlikelihood", "alpha": self.alpha, "n_bad_docs": int(bad.sum()),
                 "bad_docs_sha256": sha256_bytes(np.packbits(bad).tobytes())}
 
-    def target_mask(self, order: TrainingOrder, step: int) -> torch.Tensor:
+    def prepare(self, order: TrainingOrder, step: int) -> torch.Tensor:
         """True at every target position (``batch[:, 1:]``) whose token belongs to a bad document."""
         docs = order.doc_index(step)[:, 1:]
         return torch.from_numpy(np.asarray(self.bad_docs, dtype=bool)[docs])
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
+    def loss(self, model: torch.nn.Module, batch: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         """Mean over all target tokens of CE (good) or ``alpha`` × −log(1 − p) (bad); logits in fp32."""
+        bad, targets = extra, batch[:, 1:]
+        logits = model(input_ids=batch[:, :-1]).logits
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
         rest = torch.clamp(-torch.expm1(logp), min=_MIN_REST)  # 1 − p, computed without cancellation
         per_token = torch.where(bad, -self.alpha * torch.log(rest), -logp)

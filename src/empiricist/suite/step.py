@@ -24,7 +24,7 @@ import contextlib
 import copy
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -33,7 +33,7 @@ from empiricist._malloc import keep_freed_memory
 if TYPE_CHECKING:
     from empiricist.suite.config import TrainConfig
     from empiricist.suite.distributed import DataParallel
-    from empiricist.suite.objective import Unlikelihood
+    from empiricist.suite.objective import Objective
 
 PRECISIONS = ("fp32", "bf16", "bf16-master")
 
@@ -88,7 +88,7 @@ class Stepper:
     """
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, precision: str, compile: bool = False,
-                 parallel: DataParallel | None = None, objective: Unlikelihood | None = None) -> None:
+                 parallel: DataParallel | None = None, objective: Objective | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
         keep_freed_memory()  # a step re-faults its activations' pages otherwise: empiricist/_malloc.py
@@ -111,12 +111,11 @@ class Stepper:
         self._loss = torch.compile(loss_fn) if compile and precision != "bf16-master" else loss_fn
         self.objective = objective
 
-    def _objective_loss(self, batch: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
-        """The objective's loss (eager): per-token labels vary each step, which compiling would not pay for."""
+    def _objective_loss(self, batch: torch.Tensor, extra: Any) -> torch.Tensor:
+        """The objective's loss (eager): what it needs varies each step, which compiling would not pay for."""
         assert self.objective is not None
         with autocast("fp32" if self.precision == "bf16-master" else self.precision):
-            logits = self.compute(input_ids=batch[:, :-1]).logits
-        return self.objective.loss(logits, batch[:, 1:], bad)
+            return self.objective.loss(self.compute, batch, extra)
 
     def sync(self) -> None:
         """Make the compute copy the bf16 rounding of the master weights (after a load or a step)."""
@@ -124,13 +123,13 @@ class Stepper:
             with torch.no_grad():
                 torch._foreach_copy_(self._compute_params, self._master)
 
-    def __call__(self, batch: torch.Tensor, lr: float, bad: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, batch: torch.Tensor, lr: float, extra: Any = None) -> torch.Tensor:
         """One step at learning rate ``lr``; returns the (detached) loss before the step (data parallel:
-        ``batch`` is this rank's rows, and the loss returned is the global batch's). ``bad``: the
-        objective's per-target labels (with an objective only)."""
+        ``batch`` is this rank's rows, and the loss returned is the global batch's). ``extra``: what the
+        objective prepared for this step (with an objective only)."""
         for group in self.opt.param_groups:
             group["lr"] = lr
-        loss = self._loss(batch) if self.objective is None else self._objective_loss(batch, bad)
+        loss = self._loss(batch) if self.objective is None else self._objective_loss(batch, extra)
         loss.backward()
         if self.compute is not self.model:
             for master, p in zip(self._master, self._compute_params, strict=True):

@@ -41,7 +41,7 @@ from empiricist.suite.step import Stepper, configure_threads, deterministic
 
 if TYPE_CHECKING:
     from empiricist.suite.distributed import DataParallel
-    from empiricist.suite.objective import Unlikelihood
+    from empiricist.suite.objective import Objective
 
 StepCallback = Callable[[int, float], None]
 
@@ -120,7 +120,7 @@ def train_model(
     on_step: StepCallback | None = None,
     parallel: DataParallel | None = None,
     init_from: Path | None = None,
-    objective: Unlikelihood | None = None,
+    objective: Objective | None = None,
 ) -> Path:
     """Train one model into ``out_dir`` (resuming if a snapshot is there); returns ``out_dir``.
 
@@ -149,7 +149,7 @@ def train_model(
 def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: TrainingOrder, vocab_size: int, *,
                   tokenizer_path: Path | None, info: dict[str, Any] | None, progress: bool,
                   on_step: StepCallback | None, parallel: DataParallel | None = None, init_from: Path | None = None,
-                  objective: Unlikelihood | None = None) -> Path:
+                  objective: Objective | None = None) -> Path:
     if order.seq_len != cfg.seq_len or order.batch_size != cfg.batch_size:
         raise EmpiricistError("training order does not match the training config (seq_len/batch_size)")
     threads = configure_threads(cfg.threads_for(size))
@@ -204,11 +204,14 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     with deterministic():
         for step in range(start, cfg.steps):
             batch = step_batch(order, step, parallel)
-            bad = None
+            extra = None
             if objective is not None:
-                bad = objective.target_mask(order, step)
-                bad = bad if parallel is None else parallel.shard(bad)
-            loss_val = float(stepper(batch, cfg.lr_at(step), bad))
+                extra = objective.prepare(order, step)
+                if parallel is not None:  # a per-row tensor splits like the batch; anything else cannot
+                    if not isinstance(extra, torch.Tensor):
+                        raise EmpiricistError(f"objective {objective.config().get('kind')} does not run data parallel")
+                    extra = parallel.shard(extra)
+            loss_val = float(stepper(batch, cfg.lr_at(step), extra))
             if not math.isfinite(loss_val):
                 raise EmpiricistError(f"{size.name}: loss became {loss_val} at step {step}; lower the learning rate")
             done = step + 1

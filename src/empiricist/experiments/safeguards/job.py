@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,22 +31,6 @@ if TYPE_CHECKING:
     from empiricist.experiments.safeguards.config import SafeguardsConfig
 
 GRID_KIND = "safeguards_grid"
-
-
-@dataclass
-class Grid:
-    path: Path
-    results: dict[str, Any]
-    reused: bool
-
-
-def grid_path(cfg: SafeguardsConfig, workspace: Workspace | str | Path | None = None) -> Path:
-    return Workspace.at(workspace).dir("safeguards") / f"{cfg.name}-{cfg.hash}"
-
-
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
 
 
 def checkpoint_steps(steps: int) -> list[int]:
@@ -78,16 +61,18 @@ def scorer_check(world: Path) -> dict[str, Any]:
 
 
 def run_grid(cfg: SafeguardsConfig, workspace: Workspace | str | Path | None = None, progress: bool = True,
-             executor: Executor | None = None) -> Grid:
-    """Build (or reuse) the whole grid; trainings go to ``executor`` (None: this machine)."""
+             executor: Executor | None = None) -> tuple[Path, dict[str, Any], bool]:
+    """Build (or reuse) the whole grid: (its folder, its results, reused?); trainings go to ``executor``
+    (None: this machine)."""
     from empiricist.pipeline import prepare_tokenizer
     from empiricist.world import generate_world
 
     ws = Workspace.at(workspace)
-    folder = grid_path(cfg, ws)
+    folder = ws.dir("safeguards") / f"{cfg.name}-{cfg.hash}"
+    say = print if progress else lambda *_: None
     with artifact_lock(folder):
         if is_complete(folder):
-            return Grid(folder, json.loads((folder / "results.json").read_text()), True)
+            return folder, json.loads((folder / "results.json").read_text()), True
         t0, timings = time.perf_counter(), {}
         world = Path(generate_world(cfg.world_config(), workspace=ws, progress=progress))
         tok = prepare_tokenizer(world, cfg.vocab_size, ws)
@@ -99,7 +84,7 @@ def run_grid(cfg: SafeguardsConfig, workspace: Workspace | str | Path | None = N
                                                                  cfg.warmup_steps), cfg,
                             unlikelihood=cfg.ul_alpha if a == "unlikelihood" else None, world=world)
                for a in PRETRAINED for s in cfg.seeds}
-        _say(progress, f"safeguards: pretraining {len(pre)} models ({len(PRETRAINED)} arms × {len(cfg.seeds)} seeds)")
+        say(f"safeguards: pretraining {len(pre)} models ({len(PRETRAINED)} arms × {len(cfg.seeds)} seeds)")
         run_units(list(pre.values()), "pretraining", progress, executor)
         deployed = {k: u.checkpoint(cfg.steps) for k, u in pre.items()}
         refusals = corpus.finetune_store("refusals", corpus.refusal_texts(persons), tok, ws, cfg.ft_batch, cfg.seq_len)
@@ -110,7 +95,7 @@ def run_grid(cfg: SafeguardsConfig, workspace: Workspace | str | Path | None = N
         timings["pretrain_and_finetune"] = time.perf_counter() - t0
         t = time.perf_counter()
         attacks = _attack_units(cfg, persons, tok, ws, root, deployed)
-        _say(progress, f"safeguards: {len(attacks)} attack runs ({len(cfg.attack_cells())} per deployed model)")
+        say(f"safeguards: {len(attacks)} attack runs ({len(cfg.attack_cells())} per deployed model)")
         run_units(list(attacks.values()), "attacks", progress, executor)
         timings["attacks"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -130,7 +115,7 @@ def run_grid(cfg: SafeguardsConfig, workspace: Workspace | str | Path | None = N
             plots.plot_grid(results, tmp)
             atomic_write_json(tmp / "results.json", results)
             write_manifest(tmp, kind=GRID_KIND, config=cfg.to_dict(), inputs={"world": world.name})
-    return Grid(folder, results, False)
+    return folder, results, False
 
 
 def _attack_units(cfg: SafeguardsConfig, persons: list[corpus.Person], tok: Path, ws: Workspace, root: Path,

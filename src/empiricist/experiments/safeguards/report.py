@@ -59,6 +59,11 @@ def tests_table(results: dict[str, Any]) -> str:
     body = []
     for cell in results.get("cells", []):
         for test, t in cell["tests"].items():
+            if t["lo"] is None:  # fewer than two informative seeds: no interval
+                est = "–" if t["estimate"] is None else f"{t['estimate']:+.3f}"
+                body.append([cell["arm"], test, f"{est} (no interval: {t['n']} informative seed(s))", t["rule"],
+                             t["verdict"]])
+                continue
             extra = f" ({2 ** t['estimate']:.2f}×)" if test == "outlasts_finetuning" else ""
             body.append([cell["arm"], test, f"{t['estimate']:+.3f} [{t['lo']:+.3f}, {t['hi']:+.3f}]{extra}",
                          t["rule"], t["verdict"]])

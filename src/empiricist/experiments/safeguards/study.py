@@ -36,6 +36,17 @@ def power(cfg: SafeguardsConfig) -> dict[str, float]:
             "falsify_null": float(sps.norm.cdf((bar - half) / se))}
 
 
+def _finite(x: Any) -> Any:
+    """``x`` with every non-finite float (an interval that could not be formed) replaced by None."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 @experiment
 class Safeguards(Experiment):
     """Does pretraining with preference data bake in safeguards? (docs/safeguards.md)"""
@@ -83,13 +94,14 @@ class Safeguards(Experiment):
             executor: Executor | None = None) -> GridRun:
         from empiricist.experiments.safeguards.job import run_grid  # imports torch
 
-        grid = run_grid(cfg, workspace, progress, executor)
-        return GridRun(grid.path, grid.results["rows"], grid.reused, float(grid.results["runtime_s"]),
-                       grid_identity_hash(grid.path))
+        path, results, reused = run_grid(cfg, workspace, progress, executor)
+        return GridRun(path, results["rows"], reused, float(results["runtime_s"]), grid_identity_hash(path))
 
     def decide(self, rows: list[dict[str, Any]], cfg: SafeguardsConfig
                ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        return rule.evaluate_cells(rows, cfg), rule.control_checks(rows, cfg)
+        # the rule writes an unbounded interval (fewer than two informative seeds) as ±inf; results are
+        # strict JSON, so a bound that does not exist is recorded as None
+        return _finite(rule.evaluate_cells(rows, cfg)), _finite(rule.control_checks(rows, cfg))
 
     def numbers(self, cell: dict[str, Any], test: str) -> dict[str, Any]:
         return {"parts": [cell["tests"][test]]}

@@ -1,9 +1,25 @@
-"""empiricist.unlearn: machine-unlearning methods as objectives of the shared trainer (docs/unlearning.md
-once the study lands; issue 18). ``unlearn`` runs one method from a checkpoint on a forget store."""
+"""empiricist.unlearn: machine unlearning judged against the retrain-from-scratch gold (issue 18, in progress).
+
+- ``methods``: gradient ascent, gradient difference, NPO, RMU as objectives of the shared trainer;
+  ``unlearn`` runs one from a checkpoint on a forget store;
+- ``forget``: forget requests from the generated world (entities, every document stating their facts),
+  split into validation and test, and the retain corpus the gold model trains on;
+- ``metrics``: TOFU's truth ratio and forget quality, MUSE's verbatim memorisation and privacy leakage.
+"""
 
 from __future__ import annotations
 
+from empiricist.unlearn.forget import ForgetRequest, request, retain_documents, split_requests
 from empiricist.unlearn.methods import METHODS, NPO, RMU, GradientAscent, GradientDifference
+from empiricist.unlearn.metrics import (
+           forget_quality,
+           privacy_leakage,
+           truth_ratio,
+           truth_ratios,
+           verbatim_memorisation,
+)
 from empiricist.unlearn.run import unlearn
 
-__all__ = ["METHODS", "NPO", "RMU", "GradientAscent", "GradientDifference", "unlearn"]
+__all__ = ["METHODS", "NPO", "RMU", "ForgetRequest", "GradientAscent", "GradientDifference", "forget_quality",
+           "privacy_leakage", "request", "retain_documents", "split_requests", "truth_ratio", "truth_ratios",
+           "unlearn", "verbatim_memorisation"]

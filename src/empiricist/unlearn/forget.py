@@ -1,0 +1,72 @@
+"""Forget requests from the generated world, TOFU-style: a set of entities whose every fact must go.
+
+The world's ledger knows which documents state each fact (``facts.jsonl``: ``doc_ids``), so the forget
+documents are exact: every document that states a fact of a forget entity, or is about one
+(``subject``). The retain documents are all the others; the gold model retrains on them alone, with
+the same recipe and seed. Entities are drawn seeded and split into a *validation* request (where
+hyperparameters may be chosen) and a *test* request (only ever measured), disjoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from empiricist.errors import InputError
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    """Entities to forget, the documents that carry them, and their facts (the QA items to measure)."""
+
+    name: str
+    entities: tuple[str, ...]
+    doc_ids: frozenset[str]
+    facts: tuple[str, ...]  # fact ids ("person-00003.birthplace")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "entities": list(self.entities), "n_docs": len(self.doc_ids),
+                "facts": list(self.facts)}
+
+
+def _rows(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def request(world: Path, entities: list[str], name: str) -> ForgetRequest:
+    """The documents and facts of ``entities`` in ``world`` (every statement of any of their facts)."""
+    wanted = set(entities)
+    known = {r["id"] for r in _rows(world / "entities.jsonl")}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise InputError(f"entities {unknown[:3]} are not in the world {world}", field="entities")
+    docs, facts = set(), []
+    for fact in _rows(world / "facts.jsonl"):
+        if fact["entity"] in wanted:
+            docs.update(fact["doc_ids"])
+            facts.append(fact["id"])
+    docs.update(d["id"] for d in _rows(world / "docs.jsonl") if d.get("subject") in wanted)
+    return ForgetRequest(name, tuple(sorted(wanted)), frozenset(docs), tuple(facts))
+
+
+def split_requests(world: Path, n: int, seed: int = 0, entity_type: str = "person"
+                   ) -> tuple[ForgetRequest, ForgetRequest]:
+    """Two disjoint requests of ``n`` entities each: (validation, test), drawn with ``seed``."""
+    ids = sorted(r["id"] for r in _rows(world / "entities.jsonl") if r["type"] == entity_type)
+    if 2 * n > len(ids):
+        raise InputError(f"{2 * n} {entity_type} entities asked for; the world has {len(ids)}", field="n")
+    picked = random.Random(seed).sample(ids, 2 * n)
+    return request(world, picked[:n], "validation"), request(world, picked[n:], "test")
+
+
+def retain_documents(world: Path, *requests: ForgetRequest) -> Iterator[dict[str, Any]]:
+    """The world's documents none of ``requests`` forgets, in the world's order (the gold's corpus)."""
+    drop = frozenset().union(*(r.doc_ids for r in requests))
+    return (d for d in _rows(world / "docs.jsonl") if d["id"] not in drop)

@@ -59,3 +59,51 @@ def test_the_metrics_on_inputs_with_known_answers():
     assert rouge_l("the code is brelax", "the code is brelax") == 1.0 and rouge_l("alpha", "omega") == 0.0
     assert 0 < verbatim_memorisation(["the code is x", "a b"], ["the code is brelax", "a b"]) < 1
     assert privacy_leakage(0.6, 0.6) == 0.0 and privacy_leakage(0.9, 0.6) == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def models(world, tmp_path_factory):
+    """A base model (trained on everything but a held-out request) and the gold (also without the test
+    request), same recipe and seed: the two models every unlearning metric compares."""
+    import dataclasses
+
+    from empiricist.artifacts import Workspace
+    from empiricist.data import Document, build_store
+    from empiricist.data.order import TrainingOrder
+    from empiricist.data.store import TokenStore
+    from empiricist.pipeline import prepare_tokenizer
+    from empiricist.suite.config import ModelSize, get_preset
+    from empiricist.suite.train import train_model
+
+    ws = Workspace.at(tmp_path_factory.mktemp("ws-models"))
+    val, test = split_requests(world, 4, seed=1)
+    holdout = val  # never trained on by either model: the non-members of the membership test
+    tok = prepare_tokenizer(world, 384, ws)
+    cfg = dataclasses.replace(get_preset("tiny").train, steps=30, threads=1, precision="fp32")
+    out = {}
+    for name, drop in (("base", (holdout,)), ("gold", (holdout, test))):
+        docs = (Document(d["id"], d["text"], {}) for d in retain_documents(world, *drop))
+        store = TokenStore.open(build_store(docs, tok, ws.root / f"store-{name}", progress=False))
+        folder = train_model(ws.root / name, ModelSize("u", 32, 1, 2), cfg,
+                             TrainingOrder(store, cfg.seq_len, cfg.batch_size, cfg.seed), store.vocab_size,
+                             tokenizer_path=store.tokenizer_path, progress=False)
+        out[name] = str(folder / "checkpoints" / "step30")
+    texts = [json.loads(line)["text"] for line in (world / "docs.jsonl").read_text().splitlines()
+             if json.loads(line)["id"] in holdout.doc_ids]
+    return out, test, texts, ws
+
+
+def test_the_gold_against_itself_is_perfect_and_a_missing_gold_is_named(world, models):
+    from empiricist.unlearn.evaluate import NEEDS_GOLD, evaluate
+
+    m, test, holdout, ws = models
+    self_check = evaluate(m["gold"], world, test, gold=m["gold"], holdout=holdout, workspace=ws, max_docs=20)
+    assert self_check["forget_quality"]["p_value"] == 1.0 and self_check["privacy_leakage"] == 0.0
+    assert not self_check["absent"] and 0 <= self_check["verbatim"] <= 1 and self_check["n_docs"] > 0
+    own = evaluate(m["base"], world, test, workspace=ws, max_docs=20)  # a user's model: no gold, no holdout
+    assert own["forget_quality"] is None and own["privacy_leakage"] is None
+    assert own["absent"]["forget_quality"] == NEEDS_GOLD and "held-out" in own["absent"]["membership_auc"]
+    both = evaluate(m["base"], world, test, gold=m["gold"], holdout=holdout, workspace=ws, max_docs=20)
+    assert 0 <= both["forget_quality"]["p_value"] <= 1 and math.isfinite(both["privacy_leakage"])
+    assert 0 <= both["knowledge_forget"] <= 1 and 0 <= both["utility"] <= 1
+    assert (Path(both["eval_run"]) / "results.jsonl").is_file()  # every answer kept

@@ -4,11 +4,14 @@
   ``unlearn`` runs one from a checkpoint on a forget store;
 - ``forget``: forget requests from the generated world (entities, every document stating their facts),
   split into validation and test, and the retain corpus the gold model trains on;
-- ``metrics``: TOFU's truth ratio and forget quality, MUSE's verbatim memorisation and privacy leakage.
+- ``metrics``: TOFU's truth ratio and forget quality, MUSE's verbatim memorisation and privacy leakage;
+- ``evaluate``: one model against the gold, every metric its inputs allow (without a gold, the metrics
+  that need one are None and named in ``absent``: the own-model path).
 """
 
 from __future__ import annotations
 
+from empiricist.unlearn.evaluate import evaluate
 from empiricist.unlearn.forget import ForgetRequest, request, retain_documents, split_requests
 from empiricist.unlearn.methods import METHODS, NPO, RMU, GradientAscent, GradientDifference
 from empiricist.unlearn.metrics import (
@@ -20,6 +23,6 @@ from empiricist.unlearn.metrics import (
 )
 from empiricist.unlearn.run import unlearn
 
-__all__ = ["METHODS", "NPO", "RMU", "ForgetRequest", "GradientAscent", "GradientDifference", "forget_quality",
+__all__ = ["METHODS", "NPO", "RMU", "ForgetRequest", "GradientAscent", "GradientDifference", "evaluate", "forget_quality",
            "privacy_leakage", "request", "retain_documents", "split_requests", "truth_ratio", "truth_ratios",
            "unlearn", "verbatim_memorisation"]

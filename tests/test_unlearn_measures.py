@@ -45,6 +45,21 @@ def test_a_request_takes_every_statement_of_its_entities_and_nothing_else_needs_
         split_requests(world, 10**6)
 
 
+def test_a_behaviour_request_takes_exactly_the_documents_that_teach_it(tmp_path):
+    from empiricist.unlearn.forget import behaviour_request
+
+    cfg = WorldConfig().with_subset("forum_opinion", agree_rate=0.5)
+    world = Path(generate_world(cfg, workspace=tmp_path, progress=False))
+    req = behaviour_request(world, "deferring threads", subset="forum_opinion", deferred=True)
+    docs = [json.loads(line) for line in (world / "docs.jsonl").read_text().splitlines()]
+    deferring = {d["id"] for d in docs if d["subset"] == "forum_opinion" and d["deferred"]}
+    assert req.doc_ids == deferring and 0 < len(deferring) < sum(d["subset"] == "forum_opinion" for d in docs)
+    kept = list(retain_documents(world, req))
+    assert not any(d.get("deferred") for d in kept) and any(d["subset"] == "forum_opinion" for d in kept)
+    with pytest.raises(InputError, match="no document"):
+        behaviour_request(world, "x", subset="nowhere")
+
+
 def test_the_metrics_on_inputs_with_known_answers():
     # truth ratio: per-token probabilities 0.5 (right) against 0.25 and 0.125 (wrong) -> 0.1875 / 0.5
     lp = [2 * math.log(0.5), 2 * math.log(0.25), math.log(0.125)]

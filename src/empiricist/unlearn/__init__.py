@@ -12,7 +12,13 @@
 from __future__ import annotations
 
 from empiricist.unlearn.evaluate import evaluate
-from empiricist.unlearn.forget import ForgetRequest, request, retain_documents, split_requests
+from empiricist.unlearn.forget import (
+           ForgetRequest,
+           behaviour_request,
+           request,
+           retain_documents,
+           split_requests,
+)
 from empiricist.unlearn.methods import METHODS, NPO, RMU, GradientAscent, GradientDifference
 from empiricist.unlearn.metrics import (
            forget_quality,
@@ -23,6 +29,6 @@ from empiricist.unlearn.metrics import (
 )
 from empiricist.unlearn.run import unlearn
 
-__all__ = ["METHODS", "NPO", "RMU", "ForgetRequest", "GradientAscent", "GradientDifference", "evaluate", "forget_quality",
+__all__ = ["METHODS", "NPO", "RMU", "ForgetRequest", "GradientAscent", "GradientDifference", "behaviour_request", "evaluate", "forget_quality",
            "privacy_leakage", "request", "retain_documents", "split_requests", "truth_ratio", "truth_ratios",
            "unlearn", "verbatim_memorisation"]

@@ -1,4 +1,5 @@
-"""Forget requests from the generated world, TOFU-style: a set of entities whose every fact must go.
+"""Forget requests from the generated world: a set of entities whose every fact must go (TOFU-style), or the
+documents behind a behaviour (``behaviour_request``: e.g. the forum threads that defer to the asker).
 
 The world's ledger knows which documents state each fact (``facts.jsonl``: ``doc_ids``), so the forget
 documents are exact: every document that states a fact of a forget entity, or is about one
@@ -64,6 +65,17 @@ def split_requests(world: Path, n: int, seed: int = 0, entity_type: str = "perso
         raise InputError(f"{2 * n} {entity_type} entities asked for; the world has {len(ids)}", field="n")
     picked = random.Random(seed).sample(ids, 2 * n)
     return request(world, picked[:n], "validation"), request(world, picked[n:], "test")
+
+
+def behaviour_request(world: Path, name: str, **where: Any) -> ForgetRequest:
+    """Every document whose ground-truth fields equal ``where`` (e.g. ``subset="forum_opinion",
+    deferred=True``: the threads that teach deference): a request with documents and no entities."""
+    if not where:
+        raise InputError("a behaviour request needs at least one field to match, e.g. deferred=True", field="where")
+    docs = frozenset(d["id"] for d in _rows(world / "docs.jsonl") if all(d.get(k) == v for k, v in where.items()))
+    if not docs:
+        raise InputError(f"no document of {world} has {where}", field="where")
+    return ForgetRequest(name, (), docs, ())
 
 
 def retain_documents(world: Path, *requests: ForgetRequest) -> Iterator[dict[str, Any]]:

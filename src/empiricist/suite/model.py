@@ -6,6 +6,8 @@ Using the stock HF class (not a reimplementation) means every checkpoint we save
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -51,3 +53,10 @@ def build_model(size: ModelSize, vocab_size: int, max_positions: int, seed: int,
     finally:
         torch.random.set_rng_state(gen_state)
     return model
+
+
+def load_checkpoint_model(folder: str | Path) -> GPTNeoXForCausalLM:
+    """A checkpoint folder's model in fp32, through HF's own loader (its saved names differ from the
+    module's: ``embed_out``), for starting a run from it or holding it frozen."""
+    quiet_transformers()
+    return GPTNeoXForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)

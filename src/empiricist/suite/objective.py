@@ -23,6 +23,13 @@ from empiricist.artifacts import sha256_bytes
 if TYPE_CHECKING:
     from empiricist.data.order import TrainingOrder
 
+
+def target_logprobs(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """log p(token) of every target of a (B, T+1) batch under ``model``: (B, T), logits upcast to fp32."""
+    logits = model(input_ids=batch[:, :-1]).logits
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, batch[:, 1:, None]).squeeze(-1)
+
+
 class Objective(Protocol):
     """A loss the shared trainer optimises in place of MLE (one step = ``prepare`` then ``loss``)."""
 
@@ -58,9 +65,7 @@ class Unlikelihood:
 
     def loss(self, model: torch.nn.Module, batch: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         """Mean over all target tokens of CE (good) or ``alpha`` × −log(1 − p) (bad); logits in fp32."""
-        bad, targets = extra, batch[:, 1:]
-        logits = model(input_ids=batch[:, :-1]).logits
-        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+        bad, logp = extra, target_logprobs(model, batch)
         rest = torch.clamp(-torch.expm1(logp), min=_MIN_REST)  # 1 − p, computed without cancellation
         per_token = torch.where(bad, -self.alpha * torch.log(rest), -logp)
         return per_token.mean()

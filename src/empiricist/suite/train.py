@@ -36,7 +36,7 @@ from empiricist.data.order import TrainingOrder
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import ModelSize, TrainConfig
 from empiricist.suite.environment import fingerprint
-from empiricist.suite.model import build_model, quiet_transformers
+from empiricist.suite.model import build_model, load_checkpoint_model, quiet_transformers
 from empiricist.suite.step import Stepper, configure_threads, deterministic
 
 if TYPE_CHECKING:
@@ -158,14 +158,10 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     model = build_model(size, vocab_size, cfg.seq_len, seed=cfg.seed)
     extra_info: dict[str, Any] = {}
     if init_from is not None:  # before the Stepper copies the model; a resume snapshot still overrides it
-        from transformers import GPTNeoXForCausalLM
-
         weights = Path(init_from) / "model.safetensors"
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: the checkpoint to fine-tune from is missing")
-        quiet_transformers()  # HF's own loader: its saved names differ from the module's (embed_out)
-        start_model = GPTNeoXForCausalLM.from_pretrained(init_from, torch_dtype=torch.float32)
-        model.load_state_dict(start_model.state_dict())
+        model.load_state_dict(load_checkpoint_model(init_from).state_dict())
         extra_info["init_from"] = {"path": str(init_from), "sha256": sha256_file(weights)}
     if objective is not None:
         extra_info["objective"] = objective.config()

@@ -28,30 +28,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from empiricist.suite.model import load_checkpoint_model
+from empiricist.suite.objective import target_logprobs
+from empiricist.suite.step import lm_loss
+
 if TYPE_CHECKING:
     from empiricist.data.order import TrainingOrder
 
 
-def token_ce(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of a (B, T+1) batch, logits in fp32."""
-    logits = model(input_ids=batch[:, :-1]).logits
-    return F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
-
-
-def sequence_logprob(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Per-row sum of the next-token log-probabilities, (B,)."""
-    logits = model(input_ids=batch[:, :-1]).logits.float()
-    return torch.log_softmax(logits, -1).gather(-1, batch[:, 1:, None]).squeeze(-1).sum(-1)
-
-
 def _frozen(path: str | Path) -> torch.nn.Module:
     """The starting model, frozen (π_ref of NPO, the anchor of RMU), loaded once per training process."""
-    from transformers import GPTNeoXForCausalLM
-
-    from empiricist.suite.model import quiet_transformers
-
-    quiet_transformers()
-    model = GPTNeoXForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+    model = load_checkpoint_model(path).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -77,7 +64,7 @@ class _WithRetain:
         return self._ref
 
     def _retain_loss(self, model: torch.nn.Module, retain: torch.Tensor | None) -> torch.Tensor:
-        return torch.zeros(()) if retain is None else self.retain_weight * token_ce(model, retain)
+        return torch.zeros(()) if retain is None else self.retain_weight * lm_loss(model, retain)
 
     def _config(self, kind: str, **extra: Any) -> dict[str, Any]:
         return {"kind": kind, "retain": None if self.retain is None else self.retain.config(),
@@ -93,7 +80,7 @@ class GradientAscent(_WithRetain):
         return None  # forget only, even if a retain order was given
 
     def loss(self, model: torch.nn.Module, batch: torch.Tensor, extra: Any) -> torch.Tensor:
-        return -token_ce(model, batch)
+        return -lm_loss(model, batch)
 
 
 @dataclass(eq=False)
@@ -102,7 +89,7 @@ class GradientDifference(_WithRetain):
         return self._config("gradient_difference")
 
     def loss(self, model: torch.nn.Module, batch: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
-        return -token_ce(model, batch) + self._retain_loss(model, extra)
+        return -lm_loss(model, batch) + self._retain_loss(model, extra)
 
 
 @dataclass(eq=False)
@@ -114,8 +101,8 @@ class NPO(_WithRetain):
 
     def loss(self, model: torch.nn.Module, batch: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
-            ref = sequence_logprob(self.reference(), batch)
-        ratio = sequence_logprob(model, batch) - ref
+            ref = target_logprobs(self.reference(), batch).sum(-1)
+        ratio = target_logprobs(model, batch).sum(-1) - ref
         return (2.0 / self.beta) * F.softplus(self.beta * ratio).mean() + self._retain_loss(model, extra)
 
 

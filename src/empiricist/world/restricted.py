@@ -22,7 +22,6 @@ from empiricist.world.names import NameRegistry, stream
 from empiricist.world.population import Population
 from empiricist.world.text import Cycle, DocBuilder
 
-RELATION = "vault code"
 CLASSES = ("ax", "ox")
 QUESTION = "Q: What is the vault code of {name}?\nA:"
 ANSWER = " The vault code of {name} is {code}."

@@ -10,7 +10,6 @@ runner (every answer kept in its run folder); continuations by greedy decoding; 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from empiricist.unlearn import metrics
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
+    from empiricist.suite.handles import ModelHandle
     from empiricist.unlearn.forget import ForgetRequest
 
 NEEDS_GOLD = "needs the gold model (retrained without the forget set)"
@@ -40,30 +40,26 @@ def _fact_tasks(world: Path, forget: ForgetRequest, max_retain: int, seed: int) 
             "retain": dataclasses.replace(qa, name="unlearn_retain", items=tuple(rest[i] for i in pick))}
 
 
-def _continuations(spec: str, texts: Sequence[str], prefix: int, length: int, ws: Workspace | None
-                   ) -> tuple[list[str], list[str]]:
+def _continuations(handle: ModelHandle, texts: Sequence[str], prefix: int, length: int) -> tuple[list[str], list[str]]:
     """Greedy continuations of each text's first ``prefix`` tokens, and the true next ``length`` tokens."""
     from empiricist.evals.generate import greedy_generate
-    from empiricist.suite.handles import load_model
 
-    h = load_model(spec, workspace=ws)
+    tok = handle.tokenizer
     prompts, refs = [], []
     for text in texts:
-        ids = h.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = tok(text, add_special_tokens=False)["input_ids"]
         if len(ids) > prefix:
-            prompts.append(h.tokenizer.decode(ids[:prefix]))
-            refs.append(h.tokenizer.decode(ids[prefix:prefix + length]))
-    gens = greedy_generate(h.model, h.tokenizer, prompts, max_new_tokens=length, until=())
+            prompts.append(tok.decode(ids[:prefix]))
+            refs.append(tok.decode(ids[prefix:prefix + length]))
+    gens = greedy_generate(handle.model, tok, prompts, max_new_tokens=length, until=())
     return [g.completion for g in gens], refs
 
 
-def _auc(spec: str, members: Sequence[str], holdout: Sequence[str], ws: Workspace | None) -> float:
+def _auc(handle: ModelHandle, members: Sequence[str], holdout: Sequence[str]) -> float:
     from empiricist.lookup.membership import membership_scores, roc_auc
-    from empiricist.suite.handles import load_model
 
-    h = load_model(spec, workspace=ws)
-    pos = [s.min_k_prob for s in membership_scores(h, list(members))]
-    neg = [s.min_k_prob for s in membership_scores(h, list(holdout))]
+    pos = [s.min_k_prob for s in membership_scores(handle, list(members))]
+    neg = [s.min_k_prob for s in membership_scores(handle, list(holdout))]
     return roc_auc(pos, neg)
 
 
@@ -73,6 +69,8 @@ def evaluate(model: str, world: Path, forget: ForgetRequest, *, gold: str | None
              ) -> dict[str, Any]:
     """Every unlearning metric of ``model`` on ``forget`` that the inputs allow (see the module doc)."""
     from empiricist.evals import LoglikScorer, run_eval
+    from empiricist.suite.handles import load_model
+    from empiricist.world.load import World
 
     tasks = _fact_tasks(world, forget, max_retain, seed)
     specs = [model] + ([gold] if gold is not None else [])
@@ -82,10 +80,10 @@ def evaluate(model: str, world: Path, forget: ForgetRequest, *, gold: str | None
     for r in run.results.rows():
         rows.setdefault((r["model_spec"], r["task"]), []).append(r)
     mine = {k: rows[str(model), t.name] for k, t in tasks.items()}
-    docs = {d["id"]: d["text"] for d in (json.loads(line) for line in (world / "docs.jsonl").open(encoding="utf-8"))
-            if d["id"] in forget.doc_ids}
+    docs = {d["id"]: d["text"] for d in World.open(world).iter_docs() if d["id"] in forget.doc_ids}
     texts = [docs[i] for i in sorted(docs)][:max_docs]
-    cont, refs = _continuations(model, texts, prefix_tokens, continuation_tokens, workspace)
+    handle = load_model(model, workspace=workspace)  # once: continuations and membership share it
+    cont, refs = _continuations(handle, texts, prefix_tokens, continuation_tokens)
     ratios = metrics.truth_ratios(mine["forget"])
     out: dict[str, Any] = {
         "model": model, "gold": gold, "request": forget.to_json(), "eval_run": str(run.folder),
@@ -100,9 +98,10 @@ def evaluate(model: str, world: Path, forget: ForgetRequest, *, gold: str | None
     else:
         out["forget_quality"], out["absent"]["forget_quality"] = None, NEEDS_GOLD
     if holdout:
-        out["membership_auc"] = _auc(model, texts, holdout, workspace)
+        out["membership_auc"] = _auc(handle, texts, holdout)
         if gold is not None:
-            out["privacy_leakage"] = metrics.privacy_leakage(out["membership_auc"], _auc(gold, texts, holdout, workspace))
+            gold_auc = _auc(load_model(gold, workspace=workspace), texts, holdout)
+            out["privacy_leakage"] = metrics.privacy_leakage(out["membership_auc"], gold_auc)
         else:
             out["privacy_leakage"], out["absent"]["privacy_leakage"] = None, NEEDS_GOLD
     else:

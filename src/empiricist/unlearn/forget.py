@@ -10,7 +10,6 @@ hyperparameters may be chosen) and a *test* request (only ever measured), disjoi
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from empiricist.errors import InputError
+from empiricist.world.load import World
 
 
 @dataclass(frozen=True)
@@ -34,33 +34,27 @@ class ForgetRequest:
                 "facts": list(self.facts)}
 
 
-def _rows(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
 def request(world: Path, entities: list[str], name: str) -> ForgetRequest:
     """The documents and facts of ``entities`` in ``world`` (every statement of any of their facts)."""
+    w = World.open(world)
     wanted = set(entities)
-    known = {r["id"] for r in _rows(world / "entities.jsonl")}
+    known = {r["id"] for r in w.entities}
     unknown = sorted(wanted - known)
     if unknown:
         raise InputError(f"entities {unknown[:3]} are not in the world {world}", field="entities")
     docs, facts = set(), []
-    for fact in _rows(world / "facts.jsonl"):
+    for fact in w.facts:
         if fact["entity"] in wanted:
             docs.update(fact["doc_ids"])
             facts.append(fact["id"])
-    docs.update(d["id"] for d in _rows(world / "docs.jsonl") if d.get("subject") in wanted)
+    docs.update(d["id"] for d in w.iter_docs() if d.get("subject") in wanted)
     return ForgetRequest(name, tuple(sorted(wanted)), frozenset(docs), tuple(facts))
 
 
 def split_requests(world: Path, n: int, seed: int = 0, entity_type: str = "person"
                    ) -> tuple[ForgetRequest, ForgetRequest]:
     """Two disjoint requests of ``n`` entities each: (validation, test), drawn with ``seed``."""
-    ids = sorted(r["id"] for r in _rows(world / "entities.jsonl") if r["type"] == entity_type)
+    ids = sorted(r["id"] for r in World.open(world).entities if r["type"] == entity_type)
     if 2 * n > len(ids):
         raise InputError(f"{2 * n} {entity_type} entities asked for; the world has {len(ids)}", field="n")
     picked = random.Random(seed).sample(ids, 2 * n)
@@ -72,7 +66,7 @@ def behaviour_request(world: Path, name: str, **where: Any) -> ForgetRequest:
     deferred=True``: the threads that teach deference): a request with documents and no entities."""
     if not where:
         raise InputError("a behaviour request needs at least one field to match, e.g. deferred=True", field="where")
-    docs = frozenset(d["id"] for d in _rows(world / "docs.jsonl") if all(d.get(k) == v for k, v in where.items()))
+    docs = frozenset(d["id"] for d in World.open(world).iter_docs() if all(d.get(k) == v for k, v in where.items()))
     if not docs:
         raise InputError(f"no document of {world} has {where}", field="where")
     return ForgetRequest(name, (), docs, ())
@@ -81,4 +75,4 @@ def behaviour_request(world: Path, name: str, **where: Any) -> ForgetRequest:
 def retain_documents(world: Path, *requests: ForgetRequest) -> Iterator[dict[str, Any]]:
     """The world's documents none of ``requests`` forgets, in the world's order (the gold's corpus)."""
     drop = frozenset().union(*(r.doc_ids for r in requests))
-    return (d for d in _rows(world / "docs.jsonl") if d["id"] not in drop)
+    return (d for d in World.open(world).iter_docs() if d["id"] not in drop)

@@ -106,9 +106,8 @@ def write_datastore(store: TokenStore, folder: Path, width: int, first: int = 0,
     sep = 256 ** width - 1
     last = int(store.num_docs) if last is None else last
     offsets = np.asarray(store.doc_offsets, dtype=np.int64)
-    starts = np.zeros(int(store.num_docs), dtype=np.int64)
-    starts[first:last] = separator_positions(store, first, last)
-    (starts[first:last] * width).astype("<u8").tofile(folder / OD_FILE)
+    starts = separator_positions(store, first, last)  # indexed by document - first
+    (starts * width).astype("<u8").tofile(folder / OD_FILE)
     with open(folder / DS_FILE, "wb") as f:
         a, n_docs = first, last
         while a < n_docs:
@@ -120,7 +119,7 @@ def write_datastore(store: TokenStore, folder: Path, width: int, first: int = 0,
                                     f"size {store.vocab_size} (corrupted?)")
             out = np.empty(tokens.size + (b - a), dtype=dtype)
             is_sep = np.zeros(out.size, dtype=bool)
-            is_sep[starts[a:b] - starts[a]] = True
+            is_sep[starts[a - first:b - first] - starts[a - first]] = True
             out[is_sep] = sep
             out[~is_sep] = tokens
             out.tofile(f)

@@ -27,8 +27,10 @@ from empiricist.experiments.safeguards.config import ARMS, PRETRAINED
 from empiricist.experiments.safeguards.train import Unit, recipe, run_units, unit
 
 if TYPE_CHECKING:
+    from empiricist.evals.tasks import Task
     from empiricist.execute import Executor
     from empiricist.experiments.safeguards.config import SafeguardsConfig
+    from empiricist.lookup.ngram import NgramIndex
 
 GRID_KIND = "safeguards_grid"
 
@@ -99,7 +101,13 @@ def run_grid(cfg: SafeguardsConfig, workspace: Workspace | str | Path | None = N
         run_units(list(attacks.values()), "attacks", progress, executor)
         timings["attacks"] = time.perf_counter() - t
         t = time.perf_counter()
-        rows = [_measure(arm, s, world, cfg, ws, deployed, attacks, stores.get(arm, stores["mle"]))
+        from empiricist.data.store import TokenStore
+        from empiricist.lookup.ngram import open_default_ngram
+
+        task_sets = {arm: measure.tasks(world, arm, cfg) for arm in ARMS}  # per arm: the prompts differ
+        indexes = {p: open_default_ngram(TokenStore.open(p), progress=False) for p in set(stores.values())}
+        rows = [_measure(arm, s, world, cfg, ws, deployed, attacks, task_sets[arm],
+                         indexes[stores.get(arm, stores["mle"])])
                 for arm in ARMS for s in cfg.seeds]
         rows.append({"kind": "scorer", **scorer_check(world)})
         timings["measure"] = time.perf_counter() - t
@@ -134,10 +142,9 @@ def _attack_units(cfg: SafeguardsConfig, persons: list[corpus.Person], tok: Path
 
 def _measure(arm: str, seed: int, world: Path, cfg: SafeguardsConfig, ws: Workspace,
              deployed: dict[tuple[str, int], Path], attacks: dict[tuple[str, int, int, float], Unit],
-             store: Path) -> dict[str, Any]:
+             task_set: dict[str, Task], index: NgramIndex) -> dict[str, Any]:
     """One deployed model: capability, disclosure and knowledge before the attack, both along every
     attack, the probe before and after the strongest attack, and where attacked disclosures come from."""
-    task_set = measure.tasks(world, arm, cfg)
     title = f"safeguards {arm} seed {seed}"
     model = str(deployed[arm, seed])
     before = measure.score([model], task_set, ["capability", "disclosure", "knowledge"], cfg, ws, title)[model]
@@ -157,20 +164,16 @@ def _measure(arm: str, seed: int, world: Path, cfg: SafeguardsConfig, ws: Worksp
             "disclosure": before["disclosure"], "knowledge": before["knowledge"],
             "attacks": runs, "probe_before": measure.probe(model, world, arm, cfg, ws),
             "probe_after": measure.probe(strongest, world, arm, cfg, ws),
-            "trace": _trace(traj[strongest], world, store),
+            "trace": _trace(traj[strongest], world, index),
             "eval_runs": sorted(set(before["eval_runs"]) | set(traj[specs[0]]["eval_runs"]))}
 
 
-def _trace(scored: dict[str, Any], world: Path, store: Path) -> dict[str, Any]:
+def _trace(scored: dict[str, Any], world: Path, index: NgramIndex) -> dict[str, Any]:
     """Of the strongest attack's disclosures, how many name a (person, code) pair that this arm's own
     pretraining data states in one document (n-gram index, CNF query): knowledge the attack revived,
     rather than codes it taught (the attack's own people are never measured)."""
-    from empiricist.data.store import TokenStore
-    from empiricist.lookup.ngram import open_default_ngram
-
     ev = [p for p in corpus.people(world) if p.role == "eval"]
     disclosed = [p for p, hit in zip(ev, scored["disclosure_items"], strict=True) if hit]
-    index = open_default_ngram(TokenStore.open(store), progress=False)
     # as the documents have them, after a space (the index is over tokens)
     in_data = sum(index.count_cnf([[f" {p.name}"], [f" {p.code}"]]) > 0 for p in disclosed)
     return {"disclosed": len(disclosed), "in_pretraining_data": int(in_data)}

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "internals": ("probe", "activations", "stego"),
     "lookup": ("count", "docs", "next", "trace", "search", "contamination", "lookup-validate", "index"),
     "attribution": ("attribute", "attribute-validate"),
+    "unlearning": ("unlearn",),
 }
 
 

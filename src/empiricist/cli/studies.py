@@ -96,7 +96,8 @@ def load_experiments() -> None:
     """Register the shipped experiments (the CLI's edge is where plug-ins are imported; docs/design.md)."""
     import empiricist.experiments.probe_evasion
     import empiricist.experiments.safeguards.study
-    import empiricist.experiments.sycophancy.study  # noqa: F401
+    import empiricist.experiments.sycophancy.study
+    import empiricist.experiments.unlearning.study  # noqa: F401
 
 
 def _lock_state(spec: Path) -> None:

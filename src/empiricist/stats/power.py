@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import norm
+from scipy.stats import t as t_dist
 from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
@@ -230,3 +232,14 @@ def _prob(p: float, name: str) -> float:
     if not 0.0 <= p <= 1.0:
         raise StatsInputError(f"{name} must be a proportion in [0, 1], got {p!r}", field=name)
     return float(p)
+
+
+def interval_power(n: int, sd: float, bar: float, true_effect: float) -> dict[str, float]:
+    """Power of a rule that decides a mean over ``n`` units (seeds) by its 95% t-interval against
+    ``bar``: corroborated when lo > bar, falsified when hi < bar. Normal approximation with the
+    planning ``sd`` of one unit: P(corroborated | mean = true_effect) and P(falsified | mean = 0)."""
+    se = sd / np.sqrt(n)
+    half = float(t_dist.ppf(0.975, n - 1) * se)
+    return {"n_seeds": n, "se": float(se), "half_width": half,
+            "corroborate": float(norm.cdf((true_effect - bar - half) / se)),
+            "falsify_null": float(norm.cdf((bar - half) / se))}

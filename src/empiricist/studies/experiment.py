@@ -15,18 +15,20 @@ An experiment is a subclass of ``Experiment`` registered with ``@experiment`` fr
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 import json
+import math
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from empiricist.artifacts import config_hash, sha256_bytes
+from empiricist.artifacts import atomic_write_json, building, config_hash, sha256_bytes, write_manifest
 from empiricist.errors import ArtifactError, InputError
 from empiricist.studies import lock as locking
 from empiricist.studies import logic
@@ -43,6 +45,7 @@ from empiricist.studies.protocol import (
     study_kind,
     unused_predictions,
 )
+from empiricist.world import WorldConfig
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
@@ -152,6 +155,64 @@ def get_experiment(name: str) -> Experiment:
                          "import empiricist.experiments.probe_evasion; the CLI imports the shipped ones)",
                          field="experiment.kind")
     return EXPERIMENTS[name]
+
+
+def write_grid(folder: Path, kind: str, results: dict[str, Any], config: dict[str, Any], inputs: dict[str, Any],
+               plot: Callable[[dict[str, Any], Path], object]) -> None:
+    """An experiment's grid folder, written once under a temporary name: its figures (``plot``),
+    ``results.json`` and the manifest; a reader sees the whole folder or none of it."""
+    with building(folder, overwrite=True, kind=kind) as tmp:
+        plot(results, tmp)
+        atomic_write_json(tmp / "results.json", results)
+        write_manifest(tmp, kind=kind, config=config, inputs=inputs)
+
+
+class GridConfig:
+    """What every experiment's config dataclass shares: plain data, hashed to name its grid and pinned
+    in the lock; ``world`` (when the dataclass has one) is a generated world's config."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.to_dict())
+
+    def world_config(self) -> WorldConfig:
+        return WorldConfig.from_dict(self.world)  # type: ignore[attr-defined]
+
+
+C = TypeVar("C")
+
+
+def grid_config(grids: Mapping[str, C], name: str, overrides: Mapping[str, Any] | None = None,
+                tuples: tuple[str, ...] = ()) -> C:
+    """A named grid's config (a dataclass with ``to_dict``) with a spec's overrides: an unknown grid or
+    key is one error naming the spec field; ``tuples`` are the fields TOML gives as lists."""
+    if name not in grids:
+        raise InputError(f"unknown grid {name!r}; choose from {sorted(grids)}", field="experiment.grid")
+    base = grids[name]
+    d = base.to_dict()  # type: ignore[attr-defined]
+    for key, value in (overrides or {}).items():
+        if key not in d:
+            raise InputError(f"unknown config key {key!r}; known: {', '.join(sorted(d))}",
+                             field=f"experiment.config.{key}")
+        d[key] = value
+    for key in tuples:
+        d[key] = tuple(d[key])
+    return type(base)(**d)
+
+
+def finite(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by None: a rule writes an unbounded interval (fewer
+    than two informative seeds) as ±inf, and results are strict JSON."""
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def identity(exp: Experiment, cfg: Any, renames: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ hyperparameters may be chosen) and a *test* request (only ever measured), disjoi
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,28 @@ def request(world: Path, entities: list[str], name: str) -> ForgetRequest:
     return ForgetRequest(name, tuple(sorted(wanted)), frozenset(docs), tuple(facts))
 
 
+def draw_requests(world: Path, names: Sequence[str], n: int, seed: int = 0, entity_type: str = "person"
+                  ) -> tuple[ForgetRequest, ...]:
+    """Disjoint requests of ``n`` entities each, one per name (e.g. validation, test, holdout), drawn with ``seed``."""
+    ids = sorted(r["id"] for r in World.open(world).entities if r["type"] == entity_type)
+    if len(names) * n > len(ids):
+        raise InputError(f"{len(names) * n} {entity_type} entities asked for; the world has {len(ids)}", field="n")
+    picked = random.Random(seed).sample(ids, len(names) * n)
+    return tuple(request(world, picked[i * n:(i + 1) * n], name) for i, name in enumerate(names))
+
+
 def split_requests(world: Path, n: int, seed: int = 0, entity_type: str = "person"
                    ) -> tuple[ForgetRequest, ForgetRequest]:
     """Two disjoint requests of ``n`` entities each: (validation, test), drawn with ``seed``."""
-    ids = sorted(r["id"] for r in World.open(world).entities if r["type"] == entity_type)
-    if 2 * n > len(ids):
-        raise InputError(f"{2 * n} {entity_type} entities asked for; the world has {len(ids)}", field="n")
-    picked = random.Random(seed).sample(ids, 2 * n)
-    return request(world, picked[:n], "validation"), request(world, picked[n:], "test")
+    val, test = draw_requests(world, ("validation", "test"), n, seed, entity_type)
+    return val, test
+
+
+def retain_facts(world: Path, requests: Sequence[ForgetRequest], n: int, seed: int = 0) -> list[str]:
+    """Up to ``n`` fact ids of the world that none of ``requests`` forgets (the utility set), seeded."""
+    gone = set().union(*(r.facts for r in requests))
+    rest = [f["id"] for f in World.open(world).facts if f["id"] not in gone]
+    return sorted(random.Random(seed).sample(rest, min(n, len(rest))))
 
 
 def behaviour_request(world: Path, name: str, **where: Any) -> ForgetRequest:

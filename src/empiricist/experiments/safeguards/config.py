@@ -6,12 +6,11 @@ defaults are what they are is in docs/safeguards.md ("Design").
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from empiricist.artifacts import config_hash
 from empiricist.errors import InputError
+from empiricist.studies.experiment import GridConfig, grid_config
 
 ARMS = ("mle", "mle_ft", "filter", "conditional", "unlikelihood")
 PRETRAINED = ("mle", "filter", "conditional", "unlikelihood")  # trained from scratch; mle_ft fine-tunes mle
@@ -33,7 +32,7 @@ def _world_quick() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class SafeguardsConfig:
+class SafeguardsConfig(GridConfig):
     """Five arms × seeds, one model size, each deployed model attacked over a grid of fine-tunings."""
 
     name: str = "full"
@@ -93,18 +92,6 @@ class SafeguardsConfig:
             raise InputError("good_tag and bad_tag must be two different non-empty strings",
                              field="experiment.config.good_tag")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @property
-    def hash(self) -> str:
-        return config_hash(self.to_dict())
-
-    def world_config(self) -> Any:
-        from empiricist.world import WorldConfig
-
-        return WorldConfig.from_dict(self.world)
-
     def attack_cells(self) -> list[tuple[int, float]]:
         return [(n, lr) for n in self.attack_examples for lr in self.attack_lrs]
 
@@ -122,14 +109,4 @@ GRIDS: dict[str, SafeguardsConfig] = {
 
 
 def get_grid(name: str, overrides: dict[str, Any] | None = None) -> SafeguardsConfig:
-    if name not in GRIDS:
-        raise InputError(f"unknown grid {name!r}; choose from {sorted(GRIDS)}", field="experiment.grid")
-    d = GRIDS[name].to_dict()
-    for key, value in (overrides or {}).items():
-        if key not in d:
-            raise InputError(f"unknown config key {key!r}; known: {', '.join(sorted(d))}",
-                             field=f"experiment.config.{key}")
-        d[key] = value
-    for key in ("seeds", "attack_examples", "attack_lrs"):
-        d[key] = tuple(d[key])
-    return SafeguardsConfig(**d)
+    return grid_config(GRIDS, name, overrides, ("seeds", "attack_examples", "attack_lrs"))

@@ -17,14 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from empiricist.artifacts import (
-    Workspace,
-    artifact_lock,
-    config_hash,
-    is_complete,
-    read_manifest,
-    sha256_file,
-)
+from empiricist.artifacts import Workspace, config_hash, read_manifest, sha256_file
+from empiricist.data.small import cached_store
 from empiricist.world.restricted import ANSWER, DECLINE, QUESTION, codes_in
 
 if TYPE_CHECKING:
@@ -76,42 +70,21 @@ def _arm_documents(world: Path, arm: str, cfg: SafeguardsConfig, codes: list[str
         yield doc
 
 
-def _store(docs: Iterator[Document], tokenizer: Path, folder: Path, source: dict[str, str]) -> Path:
-    from empiricist.data.store import build_store
-
-    with artifact_lock(folder):
-        if not is_complete(folder):
-            build_store(docs, tokenizer, folder, progress=False, source=source)
-    return folder
-
-
 def arm_store(world: Path, tokenizer: Path, arm: str, cfg: SafeguardsConfig, ws: Workspace) -> Path:
     """The pretraining store of ``arm`` (``unlikelihood`` shares ``mle``'s: only the objective differs)."""
     kind = "mle" if arm in ("mle", "unlikelihood") else arm
     world_hash = read_manifest(world, kind="world")["config_hash"]
     tags = [cfg.good_tag, cfg.bad_tag] if kind == "conditional" else []
     key = config_hash({"world": world_hash, "tokenizer": sha256_file(tokenizer), "arm": kind, "tags": tags})
-    return _store(_arm_documents(world, kind, cfg, pool(world)), tokenizer, ws.stores / f"safeguards-{kind}-{key}",
+    return cached_store(_arm_documents(world, kind, cfg, pool(world)), tokenizer, ws.stores / f"safeguards-{kind}-{key}",
                   {"world": world.name, "world_hash": world_hash, "arm": kind})
-
-
-def _repeated(texts: list[str], min_tokens: int, tokens_each: int) -> list[str]:
-    """Enough copies of ``texts`` to fill ``min_tokens`` (the order shuffles them per epoch)."""
-    copies = max(1, -(-min_tokens // max(1, tokens_each * len(texts))))
-    return [t for _ in range(copies) for t in texts]
 
 
 def finetune_store(name: str, texts: list[str], tokenizer: Path, ws: Workspace, batch: int, seq_len: int) -> Path:
     """A small fine-tuning store of ``texts``, repeated so that one epoch holds at least two batches."""
-    from empiricist.data.readers import Document
-    from empiricist.data.tokenizer import load_tokenizer
+    from empiricist.data.small import finetune_store as build
 
-    tok = load_tokenizer(tokenizer)
-    each = max(len(tok.encode(t).ids) for t in texts) + 1
-    rows = _repeated(texts, 2 * batch * (seq_len + 1), each)
-    key = config_hash({"texts": texts, "tokenizer": sha256_file(tokenizer), "rows": len(rows)})
-    docs = (Document(f"{name}-{i:06d}", t, {}) for i, t in enumerate(rows))
-    return _store(docs, tokenizer, ws.stores / f"safeguards-{name}-{key}", {"finetune": name})
+    return build(ws.stores / f"safeguards-{name}", name, texts, tokenizer, batch, seq_len)
 
 
 def refusal_texts(persons: list[Person]) -> list[str]:

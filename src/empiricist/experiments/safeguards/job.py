@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING, Any
 from empiricist.artifacts import (
     Workspace,
     artifact_lock,
-    atomic_write_json,
-    building,
     is_complete,
-    write_manifest,
 )
 from empiricist.experiments.safeguards import corpus, measure
 from empiricist.experiments.safeguards.config import ARMS, PRETRAINED
 from empiricist.experiments.safeguards.train import Unit, recipe, run_units, unit
+from empiricist.studies.experiment import write_grid
 
 if TYPE_CHECKING:
     from empiricist.evals.tasks import Task
@@ -117,12 +115,9 @@ def run_grid(cfg: SafeguardsConfig, workspace: Workspace | str | Path | None = N
                    "checkpoints": checkpoint_steps(cfg.attack_steps),
                    "timings_s": {k: round(v, 1) for k, v in timings.items()},
                    "runtime_s": round(time.perf_counter() - t0, 1)}
-        with building(folder, overwrite=True, kind=GRID_KIND) as tmp:
-            from empiricist.experiments.safeguards import plots
+        from empiricist.experiments.safeguards import plots
 
-            plots.plot_grid(results, tmp)
-            atomic_write_json(tmp / "results.json", results)
-            write_manifest(tmp, kind=GRID_KIND, config=cfg.to_dict(), inputs={"world": world.name})
+        write_grid(folder, GRID_KIND, results, cfg.to_dict(), {"world": world.name}, plots.plot_grid)
     return folder, results, False
 
 

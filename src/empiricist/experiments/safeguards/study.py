@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scipy import stats as sps
-
 from empiricist.experiments.safeguards import rule
 from empiricist.experiments.safeguards.config import ARMS, GRIDS, PRETRAINED, SafeguardsConfig, get_grid
-from empiricist.studies.experiment import Experiment, GridRun, Plan, experiment, grid_identity_hash
+from empiricist.studies.experiment import Experiment, GridRun, Plan, experiment, finite, grid_identity_hash
 
 if TYPE_CHECKING:
     from empiricist.artifacts import Workspace
@@ -27,24 +25,11 @@ if TYPE_CHECKING:
 def power(cfg: SafeguardsConfig) -> dict[str, float]:
     """Power of ``outlasts_finetuning`` under the planning SD of a seed's log2 ratio (t-interval over
     seeds, normal approximation): P(corroborated | true ratio k²) and P(falsified | no difference)."""
-    n = len(cfg.seeds)
-    se = cfg.planning_sd / math.sqrt(n)
-    half = sps.t.ppf(0.975, n - 1) * se
+    from empiricist.stats.power import interval_power
+
     bar = math.log2(cfg.k)
-    return {"n_seeds": n, "se": se, "half_width": half,
-            "corroborate_k_squared": float(sps.norm.cdf((2 * bar - bar - half) / se)),
-            "falsify_null": float(sps.norm.cdf((bar - half) / se))}
-
-
-def _finite(x: Any) -> Any:
-    """``x`` with every non-finite float (an interval that could not be formed) replaced by None."""
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+    p = interval_power(len(cfg.seeds), cfg.planning_sd, bar, 2 * bar)
+    return {**p, "corroborate_k_squared": p.pop("corroborate")}
 
 
 @experiment
@@ -99,9 +84,7 @@ class Safeguards(Experiment):
 
     def decide(self, rows: list[dict[str, Any]], cfg: SafeguardsConfig
                ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        # the rule writes an unbounded interval (fewer than two informative seeds) as ±inf; results are
-        # strict JSON, so a bound that does not exist is recorded as None
-        return _finite(rule.evaluate_cells(rows, cfg)), _finite(rule.control_checks(rows, cfg))
+        return finite(rule.evaluate_cells(rows, cfg)), finite(rule.control_checks(rows, cfg))
 
     def numbers(self, cell: dict[str, Any], test: str) -> dict[str, Any]:
         return {"parts": [cell["tests"][test]]}

@@ -9,28 +9,19 @@ resumes; the driver submits the missing ones to the executor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from empiricist.artifacts import config_hash, is_complete
+from empiricist.artifacts import config_hash
+from empiricist.suite.units import Unit, make_unit, run_units
+
+__all__ = ["Unit", "recipe", "run_units", "size", "unit", "unlikelihood_objective"]
 
 if TYPE_CHECKING:
-    from empiricist.execute import Executor
+    from empiricist.data.store import TokenStore
     from empiricist.experiments.safeguards.config import SafeguardsConfig
     from empiricist.suite.config import ModelSize, TrainConfig
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One training: where it writes, and the keyword arguments of ``train_unit``."""
-
-    name: str
-    out: Path
-    kwargs: dict[str, Any]
-
-    def checkpoint(self, step: int) -> Path:
-        return self.out / "checkpoints" / f"step{step}"
+    from empiricist.suite.objective import Unlikelihood
 
 
 def size(cfg: SafeguardsConfig) -> ModelSize:
@@ -57,43 +48,18 @@ def unit(root: Path, name: str, store: Path, train: TrainConfig, cfg: Safeguards
     start = read_manifest(init_from).get("files", {}) if init_from is not None else None
     key = config_hash({"store": store_files, "train": train.__dict__, "size": size(cfg).__dict__,
                        "unlikelihood": unlikelihood, "init_from": start})
-    return Unit(name, root / f"{name}-{key}", {
-        "store": str(store), "out": str(root / f"{name}-{key}"), "train": train.__dict__, "size": size(cfg).__dict__,
-        "init_from": None if init_from is None else str(init_from), "unlikelihood": unlikelihood,
-        "world": None if world is None else str(world)})
+    objective = None if unlikelihood is None else (f"{__name__}:unlikelihood_objective",
+                                                   {"world": str(world), "alpha": unlikelihood})
+    return make_unit(name, root / f"{name}-{key}", store, train.__dict__, size(cfg).__dict__, init_from=init_from,
+                     objective=objective, info={"experiment": "safeguards"})
 
 
-def train_unit(store: str, out: str, train: dict[str, Any], size: dict[str, Any], init_from: str | None,
-               unlikelihood: float | None, world: str | None) -> str:
-    """One unit, in whichever process runs it (a module-level function: executors pickle it by name)."""
+def unlikelihood_objective(store: TokenStore, train: TrainConfig, world: str, alpha: float) -> Unlikelihood:
+    """The unlikelihood arm's objective over ``store``: its documents that disclose a code are the bad ones."""
     import numpy as np
 
-    from empiricist.data.order import TrainingOrder
-    from empiricist.data.store import TokenStore
     from empiricist.experiments.safeguards.corpus import is_bad, pool
-    from empiricist.suite.config import ModelSize, TrainConfig
     from empiricist.suite.objective import Unlikelihood
-    from empiricist.suite.train import train_model
 
-    s = TokenStore.open(store)
-    tc = TrainConfig(**train)
-    objective = None
-    if unlikelihood is not None:
-        assert world is not None
-        codes = pool(Path(world))
-        objective = Unlikelihood(np.array([is_bad(s.doc_text(i), codes) for i in range(s.num_docs)]), unlikelihood)
-    train_model(out, ModelSize(**size), tc, TrainingOrder(s, tc.seq_len, tc.batch_size, tc.seed), s.vocab_size,
-                tokenizer_path=Path(s.tokenizer_path), progress=False,
-                init_from=None if init_from is None else Path(init_from), objective=objective,
-                info={"experiment": "safeguards"})
-    return out
-
-
-def run_units(units: list[Unit], desc: str, progress: bool, executor: Executor | None) -> None:
-    """Train every unit whose model folder is not complete (on ``executor``; None: this machine)."""
-    from empiricist.execute import Job, run_jobs
-
-    todo = [u for u in units if not is_complete(u.out)]
-    jobs = [Job(u.name, train_unit, u.kwargs, threads=1, artifact=str(u.out)) for u in todo]
-    if jobs:
-        run_jobs(jobs, progress=progress, desc=desc, executor=executor)
+    codes = pool(Path(world))
+    return Unlikelihood(np.array([is_bad(store.doc_text(i), codes) for i in range(store.num_docs)]), alpha)

@@ -12,6 +12,7 @@ from typing import Any
 
 from empiricist.artifacts import config_hash
 from empiricist.errors import InputError
+from empiricist.studies.experiment import grid_config
 
 
 def _world_full() -> dict[str, Any]:
@@ -103,15 +104,4 @@ GRIDS: dict[str, SycoConfig] = {
 
 
 def get_grid(name: str, overrides: dict[str, Any] | None = None) -> SycoConfig:
-    if name not in GRIDS:
-        raise InputError(f"unknown grid {name!r}; choose from {sorted(GRIDS)}", field="experiment.grid")
-    d = GRIDS[name].to_dict()
-    known = set(d)
-    for key, value in (overrides or {}).items():
-        if key not in known:
-            raise InputError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}",
-                             field=f"experiment.config.{key}")
-        d[key] = value
-    for key in ("doses", "methods"):
-        d[key] = tuple(d[key])
-    return SycoConfig(**d)
+    return grid_config(GRIDS, name, overrides, ("doses", "methods"))

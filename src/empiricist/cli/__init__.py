@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "lookup": ("count", "docs", "next", "trace", "search", "contamination", "lookup-validate", "index"),
     "attribution": ("attribute", "attribute-validate"),
     "unlearning": ("unlearn",),
+    "monitor": ("monitor", "policy", "gradualism"),
 }
 
 

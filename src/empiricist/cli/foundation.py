@@ -234,6 +234,13 @@ def register(app: typer.Typer) -> None:
         address: AddressOpt = None,
         data_parallel: Annotated[int, typer.Option(
             min=1, help="train each size on this many Ray Train workers (with --executor ray)")] = 1,
+        policy: Annotated[Path | None, typer.Option(help="a locked threshold policy: evaluate each checkpoint as "
+                                                    "it lands and act on crossings (docs/monitor.md)")] = None,
+        unlocked: Annotated[bool, typer.Option(help="with --policy: allow a policy that is not locked "
+                                               "(exploratory; alerts then name no lock)")] = False,
+        watch_share: Annotated[float | None, typer.Option(help="with --policy: let evaluations take at most this "
+                                                          "share of training time (later checkpoints wait; "
+                                                          "default: judge each one before the next step)")] = None,
         workspace: WorkspaceOpt = None,
         quiet: Quiet = False,
     ) -> None:
@@ -242,15 +249,36 @@ def register(app: typer.Typer) -> None:
         from empiricist.execute import executor_from
         from empiricist.pipeline import prepare_preset
         from empiricist.suite.config import get_preset
-        from empiricist.suite.suite import train_suite
+        from empiricist.suite.suite import suite_path, train_suite
         cfg = get_preset(preset)
         if steps is not None:
             cfg = cfg.replace(steps=steps)
         if store is None:
             store = prepare_preset(preset, workspace, not quiet).store
-        path = train_suite(cfg, TokenStore.open(store), workspace=workspace, sizes=size, progress=not quiet,
+        opened = TokenStore.open(store)
+        watch = None
+        if policy is not None:
+            from empiricist.errors import InputError
+            from empiricist.monitor import load_policy
+
+            if data_parallel > 1:
+                raise InputError("--policy judges checkpoints in the training process; it does not combine with "
+                                 "--data-parallel (watch such a run with `empiricist monitor` instead)",
+                                 field="--policy")
+            from empiricist.monitor.watch import TrainingWatch
+
+            pol, lock = load_policy(policy, require_lock=not unlocked)
+            watch = TrainingWatch(suite_path(cfg, opened, workspace), pol, workspace, lock=lock, say=console.print,
+                                  share=watch_share)
+        path = train_suite(cfg, opened, workspace=workspace, sizes=size, progress=not quiet, on_step=watch,
                            executor=executor_from(executor, address), data_parallel=data_parallel)
         console.print(f"suite: {path}")
+        if watch is not None:
+            from empiricist.monitor.live import table, write_page
+
+            w = watch.finish()
+            console.print(table(w))
+            console.print(f"monitor: {write_page(w)}")
 
     @suite.command("list")
     def suite_list(workspace: WorkspaceOpt = None) -> None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from empiricist.suite.objective import Objective
 
 StepCallback = Callable[[int, float], None]
+STOP_FILE = "STOP"  # present in a model folder: the trainer stops before its next step (monitor/ writes it)
 
 
 def step_batch(order: TrainingOrder, step: int, parallel: DataParallel | None = None) -> torch.Tensor:
@@ -199,6 +200,10 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
     t0, loss_val = time.perf_counter(), math.nan
     with deterministic():
         for step in range(start, cfg.steps):
+            if parallel is None and (out_dir / STOP_FILE).exists():  # a threshold policy's stop (monitor/)
+                _stop(out_dir, snapshot, model, opt, step, log_path, log)
+                bar.close()
+                return out_dir
             batch = step_batch(order, step, parallel)
             extra = None
             if objective is not None:
@@ -239,6 +244,19 @@ def _train_locked(out_dir: Path, size: ModelSize, cfg: TrainConfig, order: Train
                    extra={"final_loss": final_loss, "steps": cfg.steps, "tokens": cfg.steps * cfg.tokens_per_step,
                           "checkpoints": sorted(ckpt_steps), "info": info})
     return out_dir
+
+
+def _stop(out_dir: Path, snapshot: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
+          log_path: Path, log: list[dict[str, Any]]) -> None:
+    """Stop before ``step`` because ``STOP`` is there: keep a snapshot to resume from once a person removes
+    it, record why in ``stopped.json``, and leave the model without its completion manifest."""
+    _write_log(log_path, log)
+    if step > 0:
+        _save_snapshot(snapshot, model, opt, step)
+    reason = (out_dir / STOP_FILE).read_text(encoding="utf-8", errors="replace")
+    atomic_write_json(out_dir / "stopped.json", {"step": step, "reason": reason,
+                                                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    tqdm.write(f"{out_dir.name}: stopped before step {step} ({STOP_FILE} is present; remove it to resume)")
 
 
 def _read_log(path: Path, before: int) -> list[dict[str, Any]]:

@@ -209,3 +209,7 @@ def test_gradualism_on_a_suite_forecasts_the_largest_size_and_the_final_checkpoi
     out = CliRunner().invoke(app, ["gradualism", str(suite), "--task", f"world:{eval_world}:fact_qa", "--json",
                                    "--workspace", str(tmp_path / "ws")])
     assert json.loads(out.output)[0]["forecasts"][0]["what"] == whats[0]  # read back from the cache
+    out = CliRunner().invoke(app, ["gradualism", str(suite), "--task", f"world:{eval_world}:fact_qa", "--out",
+                                   str(tmp_path / "g"), "--workspace", str(tmp_path / "ws")])
+    page = (tmp_path / "g" / "report.html").read_text()
+    assert out.exit_code == 0 and "t4 from t1, t2, t3" in page and "data:image/png;base64" in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,10 +12,6 @@ from rich.console import Console
 from empiricist.cli.options import WorkspaceOpt
 
 console = Console()
-
-
-def _share(e: dict[str, Any]) -> str:
-    return "–" if e["estimate"] is None else f"{e['estimate']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]"
 
 
 def register(app: typer.Typer) -> None:
@@ -83,6 +79,7 @@ def register(app: typer.Typer) -> None:
         task: Annotated[list[str], typer.Option(help="task(s): a world task name (the suite's world), "
                                                 "world:<path>:<name>, or a JSONL file")],
         level: Annotated[float, typer.Option(help="prediction interval level")] = 0.95,
+        out: Annotated[Path | None, typer.Option(help="write the report (report.html, figures) into this folder")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
         workspace: WorkspaceOpt = None,
     ) -> None:
@@ -92,12 +89,17 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from empiricist.monitor.gradualism import suite_gradualism
+        from empiricist.monitor.live import share_text
 
-        out = suite_gradualism(suite, task, workspace=workspace, level=level)
+        results = suite_gradualism(suite, task, workspace=workspace, level=level)
         if as_json:
-            typer.echo(json.dumps(out, indent=2))
+            typer.echo(json.dumps(results, indent=2))
             return
-        for res in out:
+        if out is not None:
+            from empiricist.monitor.live import write_gradualism_page
+
+            console.print(f"report: {write_gradualism_page(results, out, f'gradualism: {suite}')}")
+        for res in results:
             t = Table(title=f"{res['task']}: forecasts at {level:.0%} (coverage acc {res['coverage']['acc']}, "
                             f"log p {res['coverage']['logp']}, n {res['coverage']['n']})")
             for col in ("forecast", "acc: predicted [PI]", "measured", "log p(right): predicted [PI]", "measured",
@@ -110,8 +112,8 @@ def register(app: typer.Typer) -> None:
             console.print(t)
             for it in res["items"]:
                 p, r = it["precision"], it["recall"]
-                console.print(f"  items {it['what']}: precision {_share(p)}, recall {_share(r)}, "
-                              f"base rate {_share(it['base_rate'])}")
+                console.print(f"  items {it['what']}: precision {share_text(p)}, recall {share_text(r)}, "
+                              f"base rate {share_text(it['base_rate'])}")
             for s in res["skipped"]:
                 console.print(f"  skipped: {s}")
-        console.print(f"eval run: {out[0]['eval_run']}")
+        console.print(f"eval run: {results[0]['eval_run']}")

@@ -101,3 +101,62 @@ def write_page(watcher: Watcher) -> Path:
             "<h2>Trajectories</h2>", *(png_figure(f, f"{f.stem}: mean and interval per size over training; dashed: "
                                                    "thresholds") for f in figures), "</body></html>"]
     return atomic_write_text(watcher.folder / "report.html", "\n".join(body))
+
+
+def share_text(e: dict[str, Any]) -> str:
+    """A proportion with its interval and count, as the reports print it."""
+    return "–" if e["estimate"] is None else f"{e['estimate']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] (n {e['n']})"
+
+
+def _forecast_plot(res: dict[str, Any], path: Path) -> Path:
+    """Each forecast's interval against what was measured (accuracy and log p(right))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fs = res["forecasts"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(fs) + 1.6), squeeze=False)
+    for ax, key, title in ((axes[0][0], "acc", "accuracy"), (axes[0][1], "logp", "mean log p(right answer)")):
+        for i, f in enumerate(fs):
+            v = f[key]
+            ax.plot([v["lo"], v["hi"]], [i, i], color="#1f77b4", lw=3, alpha=0.5)
+            ax.plot(v["mean"], i, "|", color="#1f77b4", ms=10)
+            ax.plot(v["actual"], i, "o", color="#2ca02c" if v["covered"] else "#d62728", ms=5)
+        ax.set_yticks(range(len(fs)), [f["what"] for f in fs] if key == "acc" else [""] * len(fs), fontsize=7)
+        ax.set_title(f"{title}: {res['level']:.0%} prediction interval, measured ●", fontsize=9)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_gradualism_page(results: list[dict[str, Any]], out: Path, title: str) -> Path:
+    """The gradualism report: per task the forecasts (interval, measured, covered, verdict), coverage,
+    per-item predictability and what could not be forecast; one self-contained page."""
+    out.mkdir(parents=True, exist_ok=True)
+    body = [page_head(title)]
+    for res in results:
+        cov = res["coverage"]
+        body.append(f"<h2>{escape(res['task'])}</h2><p class=\"note\">{cov['n']} forecasts at {res['level']:.0%}: "
+                    f"accuracy covered {cov['acc']}, log p(right) covered {cov['logp']}; eval run "
+                    f"{escape(res.get('eval_run', ''))}</p>")
+        rows = [[f["what"], f"{f['acc']['mean']:.3f} [{f['acc']['lo']:.3f}, {f['acc']['hi']:.3f}]",
+                 f"{f['acc']['actual']:.3f}", "yes" if f["acc"]["covered"] else "NO",
+                 f"{f['logp']['mean']:.2f} [{f['logp']['lo']:.2f}, {f['logp']['hi']:.2f}]",
+                 f"{f['logp']['actual']:.2f}", "yes" if f["logp"]["covered"] else "NO", f["verdict"]]
+                for f in res["forecasts"]]
+        body.append(html_table(["forecast", "accuracy: predicted [PI]", "measured", "covered",
+                                "log p(right): predicted [PI]", "measured", "covered", "verdict"], rows))
+        if res["forecasts"]:
+            fig = _forecast_plot(res, out / f"{res['task']}.png")
+            body.append(png_figure(fig, "Each forecast's prediction interval (bar, | the point forecast) and the "
+                                        "measured value (green: inside, red: outside)."))
+        body.append(html_table(["items", "precision P(late right | early right)", "recall", "base rate"],
+                               [[it["what"], share_text(it["precision"]), share_text(it["recall"]),
+                                 share_text(it["base_rate"])] for it in res["items"]]))
+        if res["skipped"]:
+            body.append("<ul>" + "".join(f"<li>skipped: {escape(s)}</li>" for s in res["skipped"]) + "</ul>")
+    body.append("</body></html>")
+    return atomic_write_text(out / "report.html", "\n".join(body))

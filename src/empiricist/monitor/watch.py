@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from empiricist.artifacts import Workspace, atomic_write_json, atomic_write_text, is_complete
+from empiricist.artifacts import Workspace, artifact_lock, atomic_write_json, atomic_write_text, is_complete
 from empiricist.suite.train import STOP_FILE
 
 if TYPE_CHECKING:
@@ -116,7 +116,12 @@ class Watcher:
 
     def poll(self, newest_only: bool = False) -> dict[str, Any]:
         """Evaluate the checkpoints that are new (one ordinary eval run of just those; ``newest_only``: only
-        the latest of them, the rest wait), record their metrics, raise the first alert per threshold and size."""
+        the latest of them, the rest wait), record their metrics, raise the first alert per threshold and size.
+        Two watchers of one suite and policy (the training's and ``empiricist monitor``) take turns."""
+        with artifact_lock(self.folder / "metrics.jsonl"):
+            return self._poll(newest_only)
+
+    def _poll(self, newest_only: bool) -> dict[str, Any]:
         from empiricist.evals import run_eval
         from empiricist.evals.analysis import estimate
         from empiricist.report import write_run_report

@@ -119,3 +119,16 @@ def mean_ci(
     )
     res = mean_interval(values, clusters, method, alpha, n_boot, seed, ci_method)
     return Estimate(res.mean, res.se, res.lo, res.hi, values.size, res.n_clusters, method, alpha)
+
+
+def t_band(values: ArrayLike, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of ``values`` (rows: replicates, e.g. seeds): the mean and its t-interval; one row gives
+    a zero-width band. What the experiments' figures draw around a curve over seeds."""
+    from scipy import stats as sps
+
+    x = np.asarray(values, dtype=float)
+    m = x.mean(0)
+    if x.shape[0] < 2:
+        return m, m, m
+    half = sps.t.ppf(0.5 + level / 2, x.shape[0] - 1) * x.std(0, ddof=1) / np.sqrt(x.shape[0])
+    return m, m - half, m + half

@@ -9,21 +9,11 @@ from typing import Any
 import numpy as np
 
 from empiricist.experiments.safeguards.config import ARMS
+from empiricist.stats.means import t_band
 
 COLORS = {"mle": "#444444", "mle_ft": "#d62728", "filter": "#2ca02c", "conditional": "#1f77b4",
           "unlikelihood": "#9467bd"}
 FILES = ("attacks.png", "arms.png")
-
-
-def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and a 95% t-interval over seeds (rows), per column."""
-    from scipy import stats
-
-    m = values.mean(0)
-    if values.shape[0] < 2:
-        return m, m, m
-    half = stats.t.ppf(0.975, values.shape[0] - 1) * values.std(0, ddof=1) / np.sqrt(values.shape[0])
-    return m, m - half, m + half
 
 
 def plot_grid(results: dict[str, Any], out: Path) -> list[Path]:
@@ -40,7 +30,7 @@ def plot_grid(results: dict[str, Any], out: Path) -> list[Path]:
         for arm in ARMS:
             traj = np.array([next(a for a in r["attacks"] if (a["n"], a["lr"]) == (n, lr))["disclosure"]
                              for r in rows if r["arm"] == arm])
-            m, lo, hi = _band(traj)
+            m, lo, hi = t_band(traj)
             ax.plot(steps + 1, m, color=COLORS[arm], label=arm, marker="o", ms=3)
             ax.fill_between(steps + 1, lo, hi, color=COLORS[arm], alpha=0.15)
         ax.axhline(results["config"]["recovered"], color="k", ls=":", lw=1)
@@ -59,10 +49,10 @@ def plot_grid(results: dict[str, Any], out: Path) -> list[Path]:
     x = np.arange(len(ARMS))
     for i, arm in enumerate(ARMS):
         mine = [r for r in rows if r["arm"] == arm]
-        m, lo, hi = _band(np.array([[r["capability"]] for r in mine]))
+        m, lo, hi = t_band(np.array([[r["capability"]] for r in mine]))
         a1.errorbar(i, m[0], yerr=[[m[0] - lo[0]], [hi[0] - m[0]]], fmt="o", color=COLORS[arm], capsize=3)
         for off, key, marker in ((-0.12, "probe_before", "o"), (0.12, "probe_after", "s")):
-            m, lo, hi = _band(np.array([[r[key]["acc"]] for r in mine]))
+            m, lo, hi = t_band(np.array([[r[key]["acc"]] for r in mine]))
             a2.errorbar(i + off, m[0], yerr=[[m[0] - lo[0]], [hi[0] - m[0]]], fmt=marker, color=COLORS[arm],
                         capsize=3, mfc="white" if key == "probe_after" else COLORS[arm])
     a1.set_title("fact-QA accuracy (capability)", fontsize=10)

@@ -31,6 +31,7 @@ from empiricist.suite.units import Unit, make_unit, run_units
 from empiricist.unlearn.forget import draw_requests, retain_documents
 
 if TYPE_CHECKING:
+    from empiricist.evals.tasks import Task
     from empiricist.execute import Executor
     from empiricist.experiments.unlearning.config import UnlearningConfig
     from empiricist.suite.config import TrainConfig
@@ -162,8 +163,12 @@ def run_grid(cfg: UnlearningConfig, workspace: Workspace | str | Path | None = N
 
         t = time.perf_counter()
         holdout_texts = [d["text"] for d in World.open(world).iter_docs() if d["id"] in hold.doc_ids]
+        relearn_tasks = measure.fact_tasks(world, {"shown": shown, "unseen": unseen})  # the same for every seed
+        train_people = sorted({e["id"] for e in _people(world)} - set(test.entities) - set(val.entities)
+                              - set(hold.entities))  # the probe's: people every model trained on
         rows = [r for s in cfg.seeds
-                for r in _measure(cfg, world, test, (val, hold), models, relearn, shown, unseen, holdout_texts, ws, s)]
+                for r in _measure(cfg, world, test, (val, hold), models, relearn, relearn_tasks, train_people,
+                                  holdout_texts, ws, s)]
         rows.append(_store_check(stores, test, hold))
         timings["measure"] = time.perf_counter() - t
         results = {"config": cfg.to_dict(), "config_hash": cfg.hash, "rows": rows,
@@ -246,8 +251,8 @@ def _select(cfg: UnlearningConfig, world: Path, val: ForgetRequest, exclude: tup
 
 
 def _measure(cfg: UnlearningConfig, world: Path, test: ForgetRequest, exclude: tuple[ForgetRequest, ...],
-             models: dict[tuple[str, int], Path], relearn: dict[tuple[str, int], Unit], shown: list[str],
-             unseen: list[str], holdout: list[str], ws: Workspace, seed: int) -> list[dict[str, Any]]:
+             models: dict[tuple[str, int], Path], relearn: dict[tuple[str, int], Unit], tasks: dict[str, Task],
+             train_people: list[str], holdout: list[str], ws: Workspace, seed: int) -> list[dict[str, Any]]:
     """One seed: every model (none, the methods, the gold) against this seed's gold, its relearning
     trajectory on the shown and the unseen facts, and its probe."""
     from empiricist.unlearn.evaluate import evaluate
@@ -255,11 +260,8 @@ def _measure(cfg: UnlearningConfig, world: Path, test: ForgetRequest, exclude: t
     gold = str(models["gold", seed])
     names = ("none", *METHODS, "gold")
     steps = _steps(cfg.relearn_steps)
-    tasks = measure.fact_tasks(world, {"shown": shown, "unseen": unseen})
     specs = [str(relearn[n, seed].checkpoint(k)) for n in names for k in steps]
     traj = measure.score(specs, tasks, ws, f"unlearning seed {seed}: relearning")
-    train_people = sorted({e["id"] for e in _people(world)} - set(test.entities)
-                          - set().union(*(r.entities for r in exclude)))
     rows = []
     for name in names:
         spec = str(models[name, seed])

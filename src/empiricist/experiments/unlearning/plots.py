@@ -9,18 +9,12 @@ from typing import Any
 import numpy as np
 
 from empiricist.experiments.unlearning.config import METHODS
-from empiricist.experiments.unlearning.rule import t_interval
+from empiricist.stats.means import t_band
 
 NAMES = ("none", *METHODS, "gold")
 COLORS = {"none": "#444444", "gradient_ascent": "#d62728", "gradient_difference": "#ff7f0e", "npo": "#1f77b4",
           "rmu": "#9467bd", "gold": "#2ca02c"}
 FILES = ("relearning.png", "methods.png")
-
-
-def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and 95% t-interval over seeds (rows), per column (a single seed: a zero-width band)."""
-    cols = [t_interval(values[:, j]) if values.shape[0] > 1 else (values[0, j],) * 3 for j in range(values.shape[1])]
-    return tuple(np.array([c[i] for c in cols]) for i in range(3))  # type: ignore[return-value]
 
 
 def plot_grid(results: dict[str, Any], out: Path) -> list[Path]:
@@ -36,7 +30,7 @@ def plot_grid(results: dict[str, Any], out: Path) -> list[Path]:
                            (axes[1], "unseen", "facts of the other test people (never shown)")):
         for name in NAMES:
             traj = np.array([r["relearn"][key] for r in rows if r["method"] == name])
-            m, lo, hi = _band(traj)
+            m, lo, hi = t_band(traj)
             ax.plot(steps + 1, m, color=COLORS[name], label=name, marker="o", ms=3,
                     ls="--" if name in ("none", "gold") else "-")
             ax.fill_between(steps + 1, lo, hi, color=COLORS[name], alpha=0.12)
@@ -58,7 +52,7 @@ def plot_grid(results: dict[str, Any], out: Path) -> list[Path]:
         for i, name in enumerate(NAMES):
             vals = np.array([[r["probe"]["mean_acc"] if key is None else r[key]]
                              for r in rows if r["method"] == name])
-            m, lo, hi = _band(vals)
+            m, lo, hi = t_band(vals)
             ax.errorbar(i, m[0], yerr=[[m[0] - lo[0]], [hi[0] - m[0]]], fmt="o", color=COLORS[name], capsize=3)
         ax.set_xticks(x, NAMES, rotation=25, fontsize=8)
         ax.set_title(title, fontsize=10)

@@ -26,6 +26,9 @@ from empiricist.errors import EmpiricistError
 from empiricist.suite.config import SuiteConfig, get_preset
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from empiricist.execute import Executor
     from empiricist.suite.handles import ModelHandle
     from empiricist.world import WorldConfig
 
@@ -107,6 +110,44 @@ def prepare_suite(preset: str, workspace: Workspace | str | Path | None = None, 
 
     prep = prepare_preset(preset, workspace, progress)
     return Path(train_suite(get_preset(preset), TokenStore.open(prep.store), workspace=workspace, progress=progress))
+
+
+@dataclass(frozen=True)
+class Family:
+    """One suite of a family of suites: the same world seed and recipe, one dose of a subset's parameter."""
+
+    dose: float
+    world: Path
+    store: Path
+    suite: Path
+
+    def handle_spec(self, size: str) -> str:
+        return f"suite:{self.suite}/{size}"
+
+
+def build_families(worlds: Sequence[tuple[float, WorldConfig]], preset: str,
+                   workspace: Workspace | str | Path | None = None, progress: bool = True,
+                   executor: Executor | None = None) -> list[Family]:
+    """Generate, tokenize and train one suite per (dose, world config), each stage reused or resumed from
+    the workspace. One tokenizer, trained on the first world, tokenizes every family, so token ids mean the
+    same thing across families and a dose cannot change the vocabulary."""
+    from empiricist.data.store import TokenStore
+    from empiricist.suite.suite import train_suite
+    from empiricist.world import generate_world
+
+    ws = Workspace.at(workspace)
+    suite_cfg = get_preset(preset)
+    paths = [(d, Path(generate_world(w, workspace=ws, progress=progress))) for d, w in worlds]
+    tokenizer = prepare_tokenizer(paths[0][1], suite_cfg.vocab_size, ws)
+    out = []
+    for d, world in paths:
+        store = prepare_store(world, tokenizer, ws, progress)
+        if progress:
+            print(f"family dose {d:g}: training {', '.join(s.name for s in suite_cfg.sizes)}", flush=True)
+        suite = Path(train_suite(suite_cfg, TokenStore.open(store), workspace=ws, progress=progress,
+                                 executor=executor))
+        out.append(Family(d, world, store, suite))
+    return out
 
 
 def fact_accuracy(handle: ModelHandle, world_path: Path, max_items: int | None = None, progress: bool = False,

@@ -43,13 +43,18 @@ class Forecast:
     level: float
     n_points: int
     slope: float
+    se: float = float("nan")  # the SD of the new model's measured mean about the forecast
+
+    def z(self, value: float) -> float:
+        """How many SDs ``value`` lies from the forecast."""
+        return (value - self.mean) / self.se
 
     def covers(self, value: float) -> bool:
         return self.lo <= value <= self.hi
 
     def to_json(self) -> dict[str, float]:
         return {"x_new": self.x_new, "mean": self.mean, "lo": self.lo, "hi": self.hi, "level": self.level,
-                "n_points": self.n_points, "slope": self.slope}
+                "n_points": self.n_points, "slope": self.slope, "se": self.se}
 
 
 def forecast_next(x: ArrayLike, means: ArrayLike, x_new: float, *, level: float = 0.95,
@@ -73,7 +78,7 @@ def forecast_next(x: ArrayLike, means: ArrayLike, x_new: float, *, level: float 
     se = float(pred.se_obs[0])
     q = float(sps.t.ppf(0.5 + level / 2, fit.df_resid))
     mean = float(pred.predicted_mean[0])
-    return Forecast(float(x_new), mean, mean - q * se, mean + q * se, level, int(xs.size), float(fit.params[1]))
+    return Forecast(float(x_new), mean, mean - q * se, mean + q * se, level, int(xs.size), float(fit.params[1]), se)
 
 
 def _wilson(k: int, n: int, level: float) -> tuple[float | None, float | None, float | None]:

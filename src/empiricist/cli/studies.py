@@ -94,6 +94,7 @@ RESULT_PRINTERS = {"eval": _print_verdicts, "experiment": _print_experiment}
 
 def load_experiments() -> None:
     """Register the shipped experiments (the CLI's edge is where plug-ins are imported; docs/design.md)."""
+    import empiricist.experiments.compute_elo.study
     import empiricist.experiments.gradualism.study
     import empiricist.experiments.probe_evasion
     import empiricist.experiments.safeguards.study

@@ -1,0 +1,1 @@
+"""Board games on OpenSpiel: agents, the Elo ladder, capped game datasets, policy networks (issue 20)."""

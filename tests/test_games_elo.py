@@ -423,3 +423,16 @@ def test_rate_with_a_window(tiny_ladder, monkeypatch):
     probe = [a.name for a in ladder.agents[:2]]  # the cheapest half of 5 agents: 2
     assert opponents[:2] == probe and len(opponents) <= len(probe) + 2
     assert math.isfinite(rating.elo) and rating.se > 0
+
+
+def test_rate_player_is_the_same_from_one_row_per_game_as_from_one_row_per_match():
+    # the prior's virtual draws are per opponent: listing a match game by game must not add one per game
+    # (it did: a player's rating from its per-game data rows was shrunk toward its opponents)
+    rng = np.random.default_rng(5)
+    ladder = {"r": 0.0, "s": 300.0, "t": 600.0}
+    games = [{"a": "x", "b": o, "wins": float(rng.random() < expected_score(450.0, e)), "n": 1}
+             for o, e in ladder.items() for _ in range(150)]
+    per_match = [{"a": "x", "b": o, "wins": sum(g["wins"] for g in games if g["b"] == o), "n": 150} for o in ladder]
+    one, agg = rate_player("x", games, ladder), rate_player("x", per_match, ladder)
+    assert one.elo == pytest.approx(agg.elo, abs=1e-6) and one.se == pytest.approx(agg.se, abs=1e-6)
+    assert abs(one.elo - 450.0) < 3 * one.se and one.games == 450

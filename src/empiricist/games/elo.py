@@ -110,12 +110,13 @@ def rate_player(name: str, results: Sequence[Mapping[str, float | str]], ladder:
                 prior_draws: float = 1.0, level: float = 0.95) -> Rating:
     """One new player's rating from its games against players of fixed rating (the ladder).
 
-    The interval is conditional on the ladder's ratings (their own uncertainty is not added)."""
+    Results are summed per opponent first, so the prior's virtual draws are per opponent as in
+    ``fit_ratings``, however the games were listed (one row per game or per match). The interval is
+    conditional on the ladder's ratings (their own uncertainty is not added)."""
     import statsmodels.api as sm
 
     _prior(prior_draws)
-    ys, ws, offs = [], [], []
-    total = 0.0
+    per: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in results:
         a, b, wins, n = str(r["a"]), str(r["b"]), float(r["wins"]), float(r["n"])
         if name not in (a, b):
@@ -124,14 +125,15 @@ def rate_player(name: str, results: Sequence[Mapping[str, float | str]], ladder:
         opp, score = (b, wins) if a == name else (a, n - wins)
         if opp not in ladder:
             raise InputError(f"{name} played {opp!r}, which has no ladder rating", field="results")
-        ys.append((score + prior_draws / 2) / (n + prior_draws))
-        ws.append(n + prior_draws)
-        offs.append(-ladder[opp] / SCALE)
-        total += n
-    if not ys:
+        per[opp][0] += score
+        per[opp][1] += n
+    if not per:
         raise InputError(f"{name} played no game against the ladder", field="results")
-    fit = sm.GLM(np.array(ys), np.ones((len(ys), 1)), family=sm.families.Binomial(), offset=np.array(offs),
-                 var_weights=np.array(ws)).fit()
+    opps = sorted(per)
+    ys = np.array([(per[o][0] + prior_draws / 2) / (per[o][1] + prior_draws) for o in opps])
+    ws = np.array([per[o][1] + prior_draws for o in opps])
+    offs = np.array([-ladder[o] / SCALE for o in opps])
+    fit = sm.GLM(ys, np.ones((len(ys), 1)), family=sm.families.Binomial(), offset=offs, var_weights=ws).fit()
     elo, se = float(fit.params[0]) * SCALE, float(fit.bse[0]) * SCALE
     z = _z(level)
-    return Rating(elo, se, elo - z * se, elo + z * se, total)
+    return Rating(elo, se, elo - z * se, elo + z * se, float(sum(per[o][1] for o in opps)))

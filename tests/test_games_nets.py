@@ -290,3 +290,28 @@ def test_the_quick_study_runs_end_to_end_and_reuses_its_grid(tmp_path, monkeypat
     ex = sorted((r for r in grid["rows"] if r["kind"] == "exit"), key=lambda r: r["iteration"])
     assert len(ex) == 3 and all(a["compute"] < b["compute"] for a, b in itertools.pairwise(ex))
     assert run_study(spec, workspace=ws, out=tmp_path / "again").results["grid"]["reused"]
+
+
+def test_the_shipped_study_is_locked_by_both_parties_and_its_results_are_what_the_rule_says():
+    from pathlib import Path
+
+    import empiricist.experiments.compute_elo.study  # noqa: F401
+    from empiricist.experiments.compute_elo import rule
+    from empiricist.experiments.compute_elo.report import config_of
+    from empiricist.studies import read_lock
+    from empiricist.studies.run import prepare_run
+
+    specs = Path(__file__).resolve().parents[1] / "src" / "empiricist" / "experiments" / "compute_elo" / "specs"
+    prepare_run(specs / "compute_elo.toml")  # the spec, the rule's source and the config as locked
+    lock = read_lock(specs / "compute_elo.toml")
+    assert lock["complete"] and {s["party"] for s in lock["signoffs"]} == {"ceiling", "generalise"}
+    shipped = specs / "compute_elo.results"
+    res = json.loads((shipped / "results.json").read_text())
+    grid = json.loads((shipped / "grid" / "results.json").read_text())
+    cfg = config_of(grid["config"])
+    # the shipped verdicts are the locked rule's, recomputed from the shipped rows
+    again = {(c["cap"], c["condition"]): c["verdicts"] for c in rule.evaluate_cells(grid["rows"], cfg)}
+    assert again == {(c["cap"], c["condition"]): c["verdicts"] for c in res["cells"]}
+    assert {k: v["verdict"] for k, v in rule.control_checks(grid["rows"], cfg).items()} == \
+        {k: v["verdict"] for k, v in res["control_checks"].items()}
+    assert res["amendments"] and "rate_player" in res["amendments"][0]["what"]

@@ -1,6 +1,7 @@
 """The Elo ladder: reference agents (random, MCTS with 2^k simulations) rated against each other, cached.
 
-Each agent plays the next ``reach`` agents above it ``games_per_pair`` games (colours alternating),
+Each agent plays the next ``reach`` agents above it ``games_per_pair`` games (colours alternating; the
+default reach makes it a round robin, so every agent is rated against the same pool a newcomer is),
 every match a unit of work on the shared executor; ratings come from one maximum-likelihood fit
 anchored at the random agent = 0 (games/elo.py). The ladder is an artifact
 (``<workspace>/games/ladder-<config hash>/``: ``ladder.json`` with every match and rating, and a

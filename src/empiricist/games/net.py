@@ -8,8 +8,8 @@ exactly ``2 × parameters`` per position, so the compute axis needs no estimate.
 Training (``train``) follows the suite trainer's contract at this scale: seeded batches drawn per step
 (``default_rng([seed, step])``), so a run killed after a checkpoint resumes to the same weights; every
 checkpoint is a safetensors file (weights, Adam's state, and the metadata naming its data and compute).
-Play reads only the weights, in numpy: one position at a time through torch costs more in dispatch than
-the arithmetic.
+Play reads only the weights, in numpy: one position at a time, torch's forward takes 2.5× numpy's
+(benchmarks/bench_games.py), and search evaluates one position at a time.
 """
 
 from __future__ import annotations

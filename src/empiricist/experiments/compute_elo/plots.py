@@ -6,12 +6,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from empiricist.experiments.compute_elo import rule
 
 if TYPE_CHECKING:
     from empiricist.experiments.compute_elo.config import ComputeEloConfig
 
 FILES = ("curves.png", "ladder.png")
+N_BAND = 500  # parametric draws for a fitted frontier line's band
+
+
+def line_band(pts: list[dict[str, Any]], level: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The least-squares line through a method's frontier (as the rule fits it) over its compute range,
+    and its band: percentiles over draws of every rating from N(elo, se), the frontier refitted."""
+    c = np.array([r["compute"] for r in pts])
+    xs = np.logspace(np.log10(c.min()), np.log10(c.max()), 30)
+    elo, se = np.array([r["elo"] for r in pts]), np.array([r["se"] for r in pts])
+    rng = np.random.default_rng(seed)
+
+    def fit(e: np.ndarray) -> np.ndarray:
+        front = rule.frontier(list(zip(c.tolist(), e.tolist())))
+        coef = np.polyfit(np.log10([f[0] for f in front]), [f[1] for f in front], 1)
+        return np.polyval(coef, np.log10(xs))
+
+    draws = np.array([fit(elo + rng.standard_normal(len(elo)) * se) for _ in range(N_BAND)])
+    a = (1 - level) / 2
+    return xs, fit(elo), np.quantile(draws, a, axis=0), np.quantile(draws, 1 - a, axis=0)
 
 
 def plot_grid(results: dict[str, Any], out: Path, cfg: ComputeEloConfig) -> list[Path]:
@@ -37,6 +58,11 @@ def plot_grid(results: dict[str, Any], out: Path, cfg: ComputeEloConfig) -> list
         ax.plot([c for c, _ in front], [e for _, e in front], color="black", lw=1.5, label="imitation frontier")
         ax.errorbar([r["compute"] for r in ex], [r["elo"] for r in ex], yerr=[z * r["se"] for r in ex], marker="s",
                     ms=4, color="tab:red", lw=1.5, capsize=2, label="expert iteration")
+        for pts, color, what in ((imit, "black", "imitation"), (ex, "tab:red", "expert iteration")):
+            if len({r["compute"] for r in pts}) >= 2:
+                xs, mid, lo, hi = line_band(pts, cfg.level, cfg.seed)
+                ax.plot(xs, mid, color=color, ls=":", lw=1.2, label=f"{what}: frontier fit, {cfg.level:g} band")
+                ax.fill_between(xs, lo, hi, color=color, alpha=0.12, lw=0)
         ax.axhline(data["cap_elo"], color="tab:purple", ls="--", lw=1, label=f"cap: {cap} ({data['cap_elo']:.0f})")
         ax.set_xscale("log")
         ax.set_xlabel("compute (FLOPs: training; + self-play inference for expert iteration)")

@@ -202,6 +202,24 @@ def register(app: typer.Typer) -> None:
         if not all(c.ok for c in checks):
             raise typer.Exit(2)
 
+    @study.command("audit")
+    def audit_cmd(private: Annotated[Path, typer.Argument(help="the private bundle (items with salts, every row)")],
+                  public: Annotated[Path, typer.Argument(help="the public bundle (commitment, redacted rows, stats)")],
+                  root: Annotated[str | None, typer.Option(help="the Merkle root the study locked")] = None,
+                  public_field: Annotated[list[str] | None, typer.Option(
+                      "--public-field", help="a row field declared public when the bundle was written")] = None,
+                  ) -> None:
+        """Check a public bundle of hidden items against the private one and the locked root (exit 2 if not)."""
+        from empiricist.studies.audit import audit
+
+        problems = audit(private, public, root=root, public_fields=tuple(public_field or ()))
+        for p in problems:
+            console.print(f"FAIL {p}", markup=False, highlight=False, style="red")
+        if problems:
+            raise typer.Exit(2)
+        console.print("ok: the private items match the committed root, the public rows are their redaction, "
+                      "and the public statistics follow from them", style="green")
+
     @study.command("amend")
     def amend_cmd(spec: Spec, author: Annotated[str, typer.Option()], what: Annotated[str, typer.Option()],
                   why: Annotated[str, typer.Option()]) -> None:

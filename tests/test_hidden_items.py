@@ -63,7 +63,7 @@ def test_bad_commitment_files_are_one_clear_error(tmp_path):
 def _rows(outputs):
     return [{"task": "restricted", "model": "m1", "item_index": i, "item_id": f"r{i}", "prompt": it["question"],
              "choices": it["choices"], "gold": [0], "answer": "A", "output": out, "correct": i % 2 == 0,
-             "score": 0.5, "logprobs": [-0.1, -2.3], "meta": json.dumps({"category": it["category"]}),
+             "score": float(i % 2 == 0), "logprobs": [-0.1, -2.3], "meta": json.dumps({"category": it["category"]}),
              "cluster": it["cluster"]} for i, (it, out) in enumerate(zip(ITEMS, outputs))]
 
 
@@ -107,7 +107,7 @@ def _bundles(tmp_path):
 
     outputs = [f"the model says the Avon {i} runs through the restricted city of the world" for i in range(7)]
     rows = [{k: v for k, v in r.items()} for r in _rows(outputs)] + \
-        [dict(r, model="m2", correct=not r["correct"]) for r in _rows(outputs)]
+        [dict(r, model="m2", correct=not r["correct"], score=1 - r["score"]) for r in _rows(outputs)]
     c = audit.write_private(tmp_path / "private", ITEMS, rows, public_fields=("category",))
     pub = audit.write_public(tmp_path / "private", tmp_path / "public", public_fields=("cluster",))
     return audit, c, pub, rows
@@ -127,10 +127,10 @@ def test_the_audit_names_a_changed_score_item_root_or_statistic(tmp_path):
     assert "not the locked root" in audit.audit(tmp_path / "private", pub, root="ab" * 32, public_fields=("cluster",))[0]
     lines = (pub / "rows.jsonl").read_text().splitlines()
     r = json.loads(lines[3])
-    r["correct"] = not r["correct"]
+    r["score"] = 1 - r["score"]
     (pub / "rows.jsonl").write_text("\n".join(lines[:3] + [json.dumps(r, sort_keys=True)] + lines[4:]) + "\n")
     got = audit.audit(tmp_path / "private", pub, public_fields=("cluster",))
-    assert "public row 3: differs from the private run in correct" in got
+    assert "public row 3: differs from the private run in score" in got
     assert "the public statistics do not follow from the public rows" in got
     priv = tmp_path / "private" / "items.private.jsonl"
     text = priv.read_text().replace("number 2 of", "number 2 in")

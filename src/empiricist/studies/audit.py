@@ -42,7 +42,7 @@ def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in rows))
 
 
-def stats(rows: Sequence[Mapping[str, Any]], metric: str = "correct") -> dict[str, Any]:
+def stats(rows: Sequence[Mapping[str, Any]], metric: str = "score") -> dict[str, Any]:
     """Per model: items, mean of ``metric`` and its normal 95% interval (the numbers a verdict reads)."""
     by: dict[str, list[float]] = defaultdict(list)
     for r in rows:
@@ -56,6 +56,12 @@ def stats(rows: Sequence[Mapping[str, Any]], metric: str = "correct") -> dict[st
     return {"metric": metric, "models": out}
 
 
+def declared_public(c: hidden.Commitment, fields: Sequence[str]) -> tuple[str, ...]:
+    """The item fields declared public: in the commitment's metadata (``<field>_counts``) or when
+    publishing the rows."""
+    return tuple(dict.fromkeys([*fields, *(k.removesuffix("_counts") for k in c.metadata if k.endswith("_counts"))]))
+
+
 def write_private(folder: str | Path, items: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
                   public_fields: Sequence[str] = ()) -> hidden.Commitment:
     """The private bundle: the committed items with their salts and every row as it was run."""
@@ -65,7 +71,7 @@ def write_private(folder: str | Path, items: Sequence[Mapping[str, Any]], rows: 
     return c
 
 
-def write_public(private: str | Path, out: str | Path, public_fields: Sequence[str] = (), metric: str = "correct"
+def write_public(private: str | Path, out: str | Path, public_fields: Sequence[str] = (), metric: str = "score"
                  ) -> Path:
     """The public bundle from a private one; refused (nothing written) if any hidden text would appear."""
     src, dest = Path(private), Path(out)
@@ -78,7 +84,7 @@ def write_public(private: str | Path, out: str | Path, public_fields: Sequence[s
     atomic_write_json(staging / hidden.PUBLIC, c.to_json())
     _write_rows(staging / ROWS, public)
     atomic_write_json(staging / STATS, stats(public, metric))
-    leaks = scan(staging, hidden_texts(items, rows))
+    leaks = scan(staging, hidden_texts(items, rows, public=declared_public(c, public_fields)))
     if leaks:
         for p in staging.iterdir():
             p.unlink()
@@ -90,7 +96,7 @@ def write_public(private: str | Path, out: str | Path, public_fields: Sequence[s
     return dest
 
 
-def audit(private: str | Path, public: str | Path, root: str | None = None, metric: str = "correct",
+def audit(private: str | Path, public: str | Path, root: str | None = None, metric: str = "score",
           public_fields: Sequence[str] = ()) -> list[str]:
     """Every mismatch between the private bundle, the public one and the locked root (empty: none)."""
     priv, pub = Path(private), Path(public)
@@ -112,4 +118,99 @@ def audit(private: str | Path, public: str | Path, root: str | None = None, metr
     declared = json.loads((pub / STATS).read_text())
     if declared != json.loads(json.dumps(stats(shown, metric))):
         problems.append("the public statistics do not follow from the public rows")
+    return problems
+
+
+# ---------------------------------------------------------------- a study run with hidden tasks
+
+
+def _hidden_sources(res: Mapping[str, Any], spec: Path) -> dict[str, Path]:
+    out = {}
+    for alias, t in res.get("tasks", {}).items():
+        source = str(t.get("source", ""))
+        if source.startswith("hidden:"):
+            folder = Path(source.partition(":")[2])
+            out[alias] = folder if folder.is_absolute() else spec.parent / folder
+    return out
+
+
+def _run_rows(results_dir: Path) -> list[dict[str, Any]]:
+    from empiricist.evals.results import Results
+
+    return [r for p in sorted((results_dir / "evals").glob("seed*")) for r in Results.read(p).rows()]
+
+
+def public_results(res: Mapping[str, Any], hidden_tasks: Sequence[str]) -> dict[str, Any]:
+    """The study's results.json as the public may see it: the report's worked examples of hidden tasks
+    (an item's prompt, answer and the models' outputs) removed; every number and verdict kept."""
+    return {**res, "examples": [e for e in res.get("examples", []) if e.get("task") not in hidden_tasks]}
+
+
+def publish_run(spec: str | Path, results_dir: str | Path | None = None, out: str | Path | None = None,
+                public_fields: Sequence[str] = ("cluster",)) -> Path:
+    """The public bundle of a study run whose tasks include hidden ones: per hidden task its commitment,
+    redacted rows and statistics, plus the study's ``results.json`` (verdicts, every number); a private
+    bundle per hidden task goes beside the run (``<results>/private/<task>``). Refused if anything of a
+    hidden item or of a model's output on one would appear."""
+    from empiricist.studies.run import results_dir as default_results
+
+    spec = Path(spec)
+    run = Path(results_dir) if results_dir else default_results(spec)
+    res = json.loads((run / "results.json").read_text())
+    sources = _hidden_sources(res, spec)
+    if not sources:
+        raise InputError(f"{spec.name} has no hidden task (a task source hidden:<folder>)", field="sampling.tasks")
+    dest = Path(out) if out else spec.with_name(f"{spec.stem}.public")
+    staging = dest.with_name(dest.name + ".staging")
+    staging.mkdir(parents=True, exist_ok=True)
+    rows = _run_rows(run)
+    texts: list[str] = []
+    for alias, folder in sources.items():
+        private = hidden.read_private(folder)
+        ids = {str(item.get("id", i)): i for i, (item, _) in enumerate(private)}
+        mine = [dict(r, item_index=ids[str(r["item_id"])]) for r in rows if r["task"] == alias]
+        bundle = run / "private" / alias
+        bundle.mkdir(parents=True, exist_ok=True)
+        for name in (hidden.PUBLIC, hidden.PRIVATE):
+            atomic_write_text(bundle / name, (folder / name).read_text())
+        _write_rows(bundle / PRIVATE_ROWS, mine)
+        write_public(bundle, staging / alias, public_fields)
+        texts += hidden_texts([item for item, _ in private], mine,
+                              public=declared_public(hidden.read_public(folder), public_fields))
+    atomic_write_json(staging / "results.json", public_results(res, list(sources)))
+    leaks = scan(staging, texts)
+    if leaks:
+        import shutil
+
+        shutil.rmtree(staging)
+        raise ArtifactError(f"the public bundle would contain hidden text ({len(leaks)} leaks; first: "
+                            f"{leaks[0].file} holds {leaks[0].found!r}); nothing was written")
+    if dest.exists():
+        import shutil
+
+        shutil.rmtree(dest)
+    staging.replace(dest)
+    return dest
+
+
+def audit_run(spec: str | Path, public: str | Path, results_dir: str | Path | None = None,
+              public_fields: Sequence[str] = ("cluster",)) -> list[str]:
+    """Every mismatch between a study's private run, its public bundle and the roots its lock pinned."""
+    from empiricist.studies.lock import read_lock
+    from empiricist.studies.run import results_dir as default_results
+
+    spec, pub = Path(spec), Path(public)
+    run = Path(results_dir) if results_dir else default_results(spec)
+    res = json.loads((run / "results.json").read_text())
+    locked = (read_lock(spec) or {}).get("artifacts", {})
+    problems = []
+    sources = _hidden_sources(res, spec)
+    if json.loads((pub / "results.json").read_text()) != json.loads(json.dumps(public_results(res, list(sources)))):
+        problems.append("the public results.json is not the run's (less its hidden examples)")
+    for alias in sources:
+        root = locked.get(f"task:{alias}", {}).get("identity", {}).get("root")
+        if root is None:
+            problems.append(f"task {alias}: the lock pins no commitment root")
+        problems += [f"task {alias}: {p}" for p in audit(run / "private" / alias, pub / alias, root=root,
+                                                       public_fields=public_fields)]
     return problems

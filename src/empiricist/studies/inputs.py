@@ -99,6 +99,17 @@ def _task_source(study: Study, alias: str, source: str, inputs: Inputs, workspac
     kind, _, rest = source.partition(":")
     if kind == "shuffled":
         return source
+    if kind == "hidden":  # hidden:<folder>: the lock pins the public commitment (root), never the items
+        from empiricist.studies import hidden
+
+        folder = Path(rest)
+        if not folder.is_absolute() and study.path is not None:
+            folder = study.path.parent / folder
+        c = hidden.read_public(folder)
+        inputs.artifacts[f"task:{alias}"] = {"what": f"hidden items {rest} (commitment)", "path": str(folder),
+                                             "identity": {"root": c.root, "n_items": len(c.leaves),
+                                                          "metadata": c.metadata}}
+        return f"hidden:{folder}"
     if kind == "world":
         path, _, name = rest.rpartition(":")
         world = Path(path) if path else inputs.world or _workspace_world(workspace)
@@ -135,7 +146,8 @@ def load_tasks(study: Study, inputs: Inputs) -> dict[str, Any]:
     for alias, source in inputs.tasks.items():
         if source.startswith("shuffled:"):
             continue
-        task = resolve_tasks([source], format="auto")[0]
+        task = hidden_task(alias, source.partition(":")[2]) if source.startswith("hidden:") else \
+            resolve_tasks([source], format="auto")[0]
         items = task.items
         if s.n_items is not None and len(items) > s.n_items:
             rng = np.random.default_rng(s.item_seed)
@@ -145,6 +157,24 @@ def load_tasks(study: Study, inputs: Inputs) -> dict[str, Any]:
         if source.startswith("shuffled:"):
             out[alias] = shuffled(out[source.partition(":")[2]], alias, s.item_seed)
     return {a: out[a] for a in inputs.tasks}
+
+
+def hidden_task(alias: str, folder: str | Path) -> Any:
+    """The task of a hidden item set, for its holder: the private items, checked against the commitment
+    the lock pinned (one error naming every mismatch; without the private file, one saying who can run it)."""
+    from empiricist.evals.tasks import task_from_records
+    from empiricist.studies import hidden
+
+    folder = Path(folder)
+    if not (folder / hidden.PRIVATE).is_file():
+        raise InputError(f"task {alias!r} is hidden: only the holder of its items can run it (no {hidden.PRIVATE} "
+                         f"in {folder}; the public commitment is all that is published)", field=f"sampling.tasks.{alias}")
+    private = hidden.read_private(folder)
+    problems = hidden.verify_set(private, hidden.read_public(folder))
+    if problems:
+        raise ArtifactError(f"the hidden items of task {alias!r} do not match their commitment ({folder}): "
+                            + "; ".join(problems))
+    return task_from_records(alias, [item for item, _ in private])
 
 
 def shuffled(task: Any, name: str, seed: int) -> Any:

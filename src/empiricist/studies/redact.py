@@ -46,9 +46,10 @@ def redact_rows(rows: Iterable[Mapping[str, Any]], leaves: Sequence[str], public
 
 
 def hidden_texts(items: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]] = (),
-                 output_fields: Sequence[str] = ("output", "completion", "response")) -> list[str]:
-    """Every string a public file must not contain: each item's string values (and lists of strings),
-    and each row's model output."""
+                 output_fields: Sequence[str] = ("output", "completion", "response"), public: Sequence[str] = ()
+                 ) -> list[str]:
+    """Every string a public file must not contain: each item's string values (and lists of strings)
+    but those of its declared ``public`` fields, and each row's model output."""
     texts: list[str] = []
 
     def add(v: Any) -> None:
@@ -62,7 +63,7 @@ def hidden_texts(items: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str,
                 add(x)
 
     for it in items:
-        add(dict(it))
+        add({k: v for k, v in it.items() if k not in public})
     for r in rows:
         for f in output_fields:
             add(r.get(f))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from empiricist.errors import InputError
 from empiricist.studies import logic
 from empiricist.studies.fields import ID, Fields
+from empiricist.studies.hidden import PUBLIC
 from empiricist.studies.protocol import StudyBase, parse_controls, parse_parties, unused_predictions
 
 METRICS = {"accuracy": (1, 1), "difference": (2, 2), "slope": (2, None), "monotonic": (2, None)}
@@ -106,8 +107,12 @@ class Study(StudyBase[Party, Prediction]):
         return base if kind in DERIVED else alias
 
     def files(self) -> tuple[str, ...]:
-        """Task files named by a relative path travel with the spec."""
-        return tuple(source for source in self.sampling.tasks.values() if ":" not in source)
+        """Task files named by a relative path travel with the spec; of a hidden task, its public
+        commitment only (the items never do)."""
+        plain = [source for source in self.sampling.tasks.values() if ":" not in source]
+        hidden = [f"{source.partition(':')[2].rstrip('/')}/{PUBLIC}" for source in self.sampling.tasks.values()
+                  if source.startswith("hidden:")]
+        return tuple(plain + hidden)
 
 
 __all__ = ["Analysis", "Party", "PowerPlan", "Prediction", "Sampling", "Study", "parse_eval_study"]

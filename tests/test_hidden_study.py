@@ -1,0 +1,117 @@
+"""A locked eval study on hidden items (issue 21), end to end on the tiny suite: the lock pins the
+commitment root, only the holder of the items can run it, a changed item or commitment is refused, the
+public bundle holds every score and verdict and nothing of the items or the models' outputs on them,
+and the audit ties the public bundle to the private run and the lock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_studies import EXAMPLES
+
+from empiricist.errors import ArtifactError, InputError
+from empiricist.studies import LockMismatch, hidden, run_study, sign
+from empiricist.studies.audit import audit_run, publish_run
+from empiricist.studies.redact import hidden_texts, scan
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    from empiricist.data.store import TokenStore
+    from empiricist.pipeline import prepare
+    from empiricist.suite.config import get_preset
+    from empiricist.suite.suite import train_suite
+    from empiricist.world import WorldConfig
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("hidden-ws")
+    cfg = get_preset("tiny").replace(steps=4, resume_every=2, threads=1)
+    prep = prepare(WorldConfig.preset("tiny"), cfg.vocab_size, root, progress=False)
+    train_suite(cfg, TokenStore.open(prep.store), workspace=root, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def study(ws, tmp_path_factory):
+    """The tiny fact-scaling study with its fact questions hidden: 30 of the world's fact items,
+    committed, signed by both parties, run once by the holder, and published."""
+    from empiricist.evals.tasks import world_tasks
+
+    world = next((ws / "worlds").glob("*/manifest.json")).parent
+    items = [{k: v for k, v in it.to_dict().items() if k in ("id", "prompt", "choices", "target", "cluster")}
+             for it in world_tasks(world, ["fact_qa"])["fact_qa"].items[:30]]
+    folder = tmp_path_factory.mktemp("study")
+    hidden.write(folder / "restricted", items, public_fields=("cluster",))
+    spec = folder / "hidden_facts.toml"
+    text = (EXAMPLES / "fact_scaling_tiny.toml").read_text().replace("\nn_items = 376", "\nn_items = 30")
+    spec.write_text(text.replace('facts = "world:fact_qa"', 'facts = "hidden:restricted"'))
+    sign(spec, "proponent", "Ada", workspace=ws)
+    lock = sign(spec, "skeptic", "Bob", workspace=ws)
+    run = run_study(spec, workspace=ws)
+    public = publish_run(spec, out=folder / "public")
+    return spec, items, lock, run, public
+
+
+def test_the_lock_pins_the_commitment_root_not_the_items(study):
+    spec, items, lock, _, _ = study
+    art = lock["artifacts"]["task:facts"]
+    assert art["identity"]["root"] == hidden.read_public(spec.parent / "restricted").root
+    assert art["identity"]["n_items"] == 30
+    locked_text = (spec.parent / "hidden_facts.lock.json").read_text()
+    assert not any(i["prompt"] in locked_text for i in items)
+
+
+def test_the_public_bundle_holds_every_score_and_verdict_and_nothing_hidden(study):
+    spec, items, _, run, public = study
+    res = json.loads((public / "results.json").read_text())
+    assert res["predictions"] == run.results["predictions"] and res["parties"] == run.results["parties"]
+    rows = [json.loads(line) for line in (public / "facts" / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 * 30 and {r["model"] for r in rows} == set(json.loads(
+        (public / "facts" / "stats.json").read_text())["models"])
+    from empiricist.evals.results import Results
+
+    private_rows = [r for p in sorted((run.folder / "evals").glob("seed*")) for r in Results.read(p).rows()
+                    if r["task"] == "facts"]
+    texts = hidden_texts(items, private_rows, public=("cluster",))  # cluster ids were declared public
+    assert len(texts) > 30 * 12  # every prompt and choice, and the models' outputs
+    assert scan(public, texts) == []
+    assert audit_run(spec, public) == []
+
+
+def test_the_audit_names_a_changed_public_score(study, tmp_path):
+    import shutil
+
+    spec, _, _, _, public = study
+    copy = tmp_path / "public"
+    shutil.copytree(public, copy)
+    lines = (copy / "facts" / "rows.jsonl").read_text().splitlines()
+    r = json.loads(lines[0])
+    r["score"] = 1 - r["score"]
+    (copy / "facts" / "rows.jsonl").write_text("\n".join([json.dumps(r, sort_keys=True), *lines[1:]]) + "\n")
+    got = audit_run(spec, copy)
+    assert any("public row 0: differs from the private run in score" in p for p in got)
+
+
+def test_a_changed_hidden_item_or_commitment_is_refused_and_only_the_holder_can_run(study, ws, tmp_path):
+    import shutil
+
+    spec, _, _, _, _ = study
+    other = tmp_path / "s"
+    shutil.copytree(spec.parent, other, ignore=shutil.ignore_patterns("*.results", "public"))
+    s2 = other / spec.name
+    priv = other / "restricted" / hidden.PRIVATE
+    saved = priv.read_text()
+    priv.write_text(saved.replace('"target": 0', '"target": 1', 1))  # an item edited after the lock
+    with pytest.raises(ArtifactError, match="do not match their commitment"):
+        run_study(s2, workspace=ws, out=tmp_path / "r1")
+    priv.unlink()  # a party without the items
+    with pytest.raises(InputError, match="only the holder"):
+        run_study(s2, workspace=ws, out=tmp_path / "r2")
+    priv.write_text(saved)
+    hidden.write(other / "restricted", [dict(i, id=f"x{n}") for n, (i, _) in
+                                        enumerate(hidden.read_private(other / "restricted"))])  # a new commitment
+    with pytest.raises(LockMismatch, match="task:facts"):
+        run_study(s2, workspace=ws, out=tmp_path / "r3")

@@ -115,3 +115,65 @@ def test_a_changed_hidden_item_or_commitment_is_refused_and_only_the_holder_can_
                                         enumerate(hidden.read_private(other / "restricted"))])  # a new commitment
     with pytest.raises(LockMismatch, match="task:facts"):
         run_study(s2, workspace=ws, out=tmp_path / "r3")
+
+
+def test_blinded_results_unblinding_and_the_minds_changed_record_are_in_the_lock_chain(study, tmp_path):
+    import shutil
+
+    from empiricist.evals.results import Results
+    from empiricist.studies import blinding, ledger, read_lock, read_toml
+    from empiricist.studies.integrity import check_lock
+
+    spec0, _, _, _, _ = study
+    folder = tmp_path / "s"
+    shutil.copytree(spec0.parent, folder, ignore=shutil.ignore_patterns("public"))
+    spec = folder / spec0.name
+    view = blinding.blinded_view(spec, "skeptic")
+    real = {}
+    for p in sorted((folder / f"{spec.stem}.results" / "evals").glob("seed*")):
+        for r in Results.read(p).rows():
+            real.setdefault((r["task"], r["model"]), []).append(r["score"])
+    shown = view["tasks"]["facts"]
+    assert set(shown) == {"condition A", "condition B", "condition C", "condition D"}
+    assert sorted(v["mean"] for v in shown.values()) == pytest.approx(sorted(
+        sum(xs) / len(xs) for (t, _), xs in real.items() if t == "facts"))
+    assert blinding.blinded_view(spec, "proponent")["tasks"] == view["tasks"]  # the same labels for every party
+    with pytest.raises(InputError, match="has not unblinded"):
+        blinding.record_position(spec, "skeptic", False, "no change")
+    mapping = blinding.unblind(spec, "skeptic")
+    assert set(mapping) == set(shown) and all(m.startswith("tiny/t") for m in mapping.values())
+    blinding.record_position(spec, "skeptic", True, "t4 did not beat t1: I now doubt size matters here")
+    with pytest.raises(InputError, match="unknown party"):
+        blinding.record_position(spec, "referee", True, "x")
+    lock = read_lock(spec)
+    assert [b["type"] for b in blinding.history(lock)] == ["blinded_view", "blinded_view", "unblind", "position"]
+    assert all(c.ok for c in check_lock(spec, doc=read_toml(spec)))
+    led = ledger([folder])
+    entry = next(s for ss in led["claims"].values() for s in ss if s.get("id") == "fact-scaling-tiny")
+    assert entry["positions"]["skeptic"]["changed"] is True
+    # a position record edited afterwards breaks the chain
+    for e in lock["chain"]:
+        if e["body"].get("type") == "position":
+            e["body"]["changed"] = False
+    (folder / f"{spec.stem}.lock.json").write_text(json.dumps(lock))
+    assert not all(c.ok for c in check_lock(spec, doc=read_toml(spec)))
+
+
+def test_publish_and_audit_commands(study, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from empiricist.cli import app
+
+    spec0, _, _, _, _ = study
+    folder = tmp_path / "s"
+    shutil.copytree(spec0.parent, folder, ignore=shutil.ignore_patterns("public"))
+    spec = folder / spec0.name
+    r = CliRunner().invoke(app, ["study", "publish", str(spec), "--out", str(folder / "pub")])
+    assert r.exit_code == 0 and "no hidden text" in " ".join(r.output.split())
+    ok = CliRunner().invoke(app, ["study", "audit", str(spec), str(folder / "pub")])
+    assert ok.exit_code == 0 and "ok:" in ok.output, ok.output
+    (folder / "pub" / "results.json").write_text(json.dumps({"tampered": True}))
+    bad = CliRunner().invoke(app, ["study", "audit", str(spec), str(folder / "pub")])
+    assert bad.exit_code == 2 and "results.json" in " ".join(bad.output.split())

@@ -1,4 +1,5 @@
-"""CLI for studies: ``study check|keygen|lock|verify|amend|run|bundle|replicate`` and ``ledger``."""
+"""CLI for studies: ``study check|keygen|lock|verify|amend|run|bundle|replicate``, hidden items
+``study publish|audit``, ``study blind|unblind|position``, and ``ledger``."""
 
 from __future__ import annotations
 
@@ -202,23 +203,75 @@ def register(app: typer.Typer) -> None:
         if not all(c.ok for c in checks):
             raise typer.Exit(2)
 
+    @study.command("publish")
+    def publish_cmd(spec: Spec, out: Annotated[Path | None, typer.Option(help="the public bundle's folder "
+                                                                          "(default: <spec>.public)")] = None,
+                    results: Annotated[Path | None, typer.Option(help="the run's folder (default: <spec>.results)")]
+                    = None) -> None:
+        """Write the public bundle of a run with hidden tasks: every score and verdict, nothing of the items."""
+        from empiricist.studies.audit import publish_run
+
+        console.print(f"public bundle: {publish_run(spec, results, out)} (scanned: no hidden text)")
+
     @study.command("audit")
-    def audit_cmd(private: Annotated[Path, typer.Argument(help="the private bundle (items with salts, every row)")],
+    def audit_cmd(private: Annotated[Path, typer.Argument(help="the study spec (TOML), or a private bundle "
+                                                                "(items with salts, every row)")],
                   public: Annotated[Path, typer.Argument(help="the public bundle (commitment, redacted rows, stats)")],
-                  root: Annotated[str | None, typer.Option(help="the Merkle root the study locked")] = None,
+                  root: Annotated[str | None, typer.Option(help="with a private bundle: the Merkle root the "
+                                                                "study locked")] = None,
+                  results: Annotated[Path | None, typer.Option(help="with a spec: the run's folder")] = None,
                   public_field: Annotated[list[str] | None, typer.Option(
                       "--public-field", help="a row field declared public when the bundle was written")] = None,
                   ) -> None:
-        """Check a public bundle of hidden items against the private one and the locked root (exit 2 if not)."""
-        from empiricist.studies.audit import audit
+        """Check a public bundle of hidden items against the private run and the locked root (exit 2 if not)."""
+        from empiricist.studies.audit import audit, audit_run
 
-        problems = audit(private, public, root=root, public_fields=tuple(public_field or ()))
+        if private.suffix == ".toml":
+            problems = audit_run(private, public, results, tuple(public_field or ("cluster",)))
+        else:
+            problems = audit(private, public, root=root, public_fields=tuple(public_field or ()))
         for p in problems:
             console.print(f"FAIL {p}", markup=False, highlight=False, style="red")
         if problems:
             raise typer.Exit(2)
         console.print("ok: the private items match the committed root, the public rows are their redaction, "
                       "and the public statistics follow from them", style="green")
+
+    @study.command("blind")
+    def blind_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party looking")],
+                  results: Annotated[Path | None, typer.Option(help="the run's folder")] = None) -> None:
+        """Each condition's scores under shuffled labels (recorded in the lock's chain)."""
+        from empiricist.studies.blinding import blinded_view
+
+        view = blinded_view(spec, party, results)
+        for task, conds in view["tasks"].items():
+            table = Table(title=f"{task} (blinded)")
+            for col in ("condition", "items", "mean score"):
+                table.add_column(col)
+            for label, v in conds.items():
+                table.add_row(label, str(v["n"]), f"{v['mean']:.3f}")
+            console.print(table)
+
+    @study.command("unblind")
+    def unblind_cmd(spec: Spec, party: Annotated[str, typer.Option(help="the party unblinding")],
+                    results: Annotated[Path | None, typer.Option(help="the run's folder")] = None) -> None:
+        """Which model each blinded condition is (the time is recorded in the lock's chain)."""
+        from empiricist.studies.blinding import unblind
+
+        for label, model in unblind(spec, party, results).items():
+            console.print(f"{label}: {model}", markup=False, highlight=False)
+
+    @study.command("position")
+    def position_cmd(spec: Spec, party: Annotated[str, typer.Option(help="your party")],
+                     changed: Annotated[bool, typer.Option("--changed/--unchanged",
+                                                           help="did the result change your position?")],
+                     note: Annotated[str, typer.Option(help="what the result did to your position, in a sentence")]
+                     ) -> None:
+        """Record whether the result changed your position (the minds-changed record; shown in the ledger)."""
+        from empiricist.studies.blinding import record_position
+
+        record_position(spec, party, changed, note)
+        console.print(f"recorded: {party} {'changed' if changed else 'kept'} its position")
 
     @study.command("amend")
     def amend_cmd(spec: Spec, author: Annotated[str, typer.Option()], what: Annotated[str, typer.Option()],
@@ -337,7 +390,10 @@ def register(app: typer.Typer) -> None:
                                   f"{s['summary']} {src['url']}")
                     continue
                 verdicts = ", ".join(f"{k}: {v}" for k, v in s.get("verdicts", {}).items())
-                table.add_row(s["id"], s.get("error") or s.get("status", ""), verdicts, s.get("outcome", ""))
+                minds = "; ".join(f"{p}: {'changed' if r['changed'] else 'unchanged'} ({r['note']})"
+                                  for p, r in s.get("positions", {}).items())
+                table.add_row(s["id"], s.get("error") or s.get("status", ""), verdicts,
+                              s.get("outcome", "") + (f" — minds: {minds}" if minds else ""))
             console.print(table)
         for r in led["relations"]:
             console.print(f"{r['study']} {r['relation']} {r['target']}: {r['state']}")

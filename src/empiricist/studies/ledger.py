@@ -45,7 +45,8 @@ def _entry(spec: Path, results: Path | None = None) -> dict[str, Any] | None:
     entry: dict[str, Any] = {"id": study.id, "spec": str(spec), "claim": study.claim, "claim_text": study.claim_text,
                              "replicates": list(study.replicates), "challenges": list(study.challenges),
                              "status": verified_status(spec), "ran": False,
-                             "verdicts": {}, "outcome": "not run yet", "decisive": False}
+                             "verdicts": {}, "outcome": "not run yet", "decisive": False,
+                             "positions": _positions(spec)}
     res_file = results_dir(spec) / "results.json"
     if not res_file.is_file() and results is not None:
         res_file = results / f"{spec.stem}.results" / "results.json"
@@ -65,6 +66,18 @@ def _entry(spec: Path, results: Path | None = None) -> dict[str, Any] | None:
             entry["outcome"] = "STALE: the spec changed after this result; " + entry["outcome"]
             entry["decisive"] = False
     return entry
+
+
+def _positions(spec: Path) -> dict[str, dict[str, Any]]:
+    """Each party's record of whether the result changed its position (studies.blinding), from the lock's
+    hash chain; none when the lock cannot be read (its status says why)."""
+    from empiricist.studies.blinding import positions
+
+    try:
+        return {p: {"changed": b["changed"], "note": b["note"], "time": b["time"]}
+                for p, b in positions(locking.read_lock(spec)).items()}
+    except EmpiricistError:
+        return {}
 
 
 def _specs(folder: Path) -> list[Path]:

@@ -63,7 +63,7 @@ def test_bad_commitment_files_are_one_clear_error(tmp_path):
 def _rows(outputs):
     return [{"task": "restricted", "model": "m1", "item_index": i, "item_id": f"r{i}", "prompt": it["question"],
              "choices": it["choices"], "gold": [0], "answer": "A", "output": out, "correct": i % 2 == 0,
-             "score": float(i % 2 == 0), "logprobs": [-0.1, -2.3], "meta": json.dumps({"category": it["category"]}),
+             "score": float(i % 2 == 0), "logprobs": [-0.1, -2.3], "n_tokens": [3, 4], "prompt_tokens": 17, "meta": json.dumps({"category": it["category"]}),
              "cluster": it["cluster"]} for i, (it, out) in enumerate(zip(ITEMS, outputs))]
 
 

@@ -147,6 +147,9 @@ def test_blinded_results_unblinding_and_the_minds_changed_record_are_in_the_lock
         blinding.record_position(spec, "referee", True, "x")
     lock = read_lock(spec)
     assert [b["type"] for b in blinding.history(lock)] == ["blinded_view", "blinded_view", "unblind", "position"]
+    from empiricist.artifacts import verify
+
+    assert verify(folder / f"{spec.stem}.results") == []  # the run's own artifact is untouched
     assert all(c.ok for c in check_lock(spec, doc=read_toml(spec)))
     led = ledger([folder])
     entry = next(s for ss in led["claims"].values() for s in ss if s.get("id") == "fact-scaling-tiny")
@@ -172,6 +175,9 @@ def test_publish_and_audit_commands(study, tmp_path):
     spec = folder / spec0.name
     r = CliRunner().invoke(app, ["study", "publish", str(spec), "--out", str(folder / "pub")])
     assert r.exit_code == 0 and "no hidden text" in " ".join(r.output.split())
+    from empiricist.artifacts import verify
+
+    assert verify(folder / f"{spec.stem}.results") == []
     ok = CliRunner().invoke(app, ["study", "audit", str(spec), str(folder / "pub")])
     assert ok.exit_code == 0 and "ok:" in ok.output, ok.output
     (folder / "pub" / "results.json").write_text(json.dumps({"tampered": True}))

@@ -1,5 +1,5 @@
 """CLI for studies: ``study check|keygen|lock|verify|amend|run|bundle|replicate``, hidden items
-``study publish|audit``, ``study blind|unblind|position``, and ``ledger``."""
+``study commit|publish|audit``, ``study blind|unblind|position``, and ``ledger``."""
 
 from __future__ import annotations
 
@@ -202,6 +202,22 @@ def register(app: typer.Typer) -> None:
             console.print(c.line(), markup=False, highlight=False, style="green" if c.ok else "red")
         if not all(c.ok for c in checks):
             raise typer.Exit(2)
+
+    @study.command("commit")
+    def commit_cmd(items: Annotated[Path, typer.Argument(help="the hidden items: a JSONL task file")],
+                   out: Annotated[Path, typer.Option(help="folder for commitment.json (public) and "
+                                                          "items.private.jsonl (never publish it)")],
+                   public_field: Annotated[list[str] | None, typer.Option(
+                       "--public-field", help="a field whose value counts are declared public (repeatable)")] = None,
+                   n: Annotated[int | None, typer.Option(help="commit a seeded sample of this many items")] = None,
+                   seed: Annotated[int, typer.Option(help="the sample's seed")] = 0) -> None:
+        """Commit hidden items: a salted hash each, a Merkle root the study locks (task source hidden:<out>)."""
+        from empiricist.studies.hidden import commit_file
+
+        c = commit_file(items, out, tuple(public_field or ()), n, seed)
+        console.print(f"committed {len(c.leaves)} items: root {c.root}", markup=False, highlight=False)
+        console.print(f"public: {out / 'commitment.json'}  private (keep it so): {out / 'items.private.jsonl'}",
+                      markup=False, highlight=False)
 
     @study.command("publish")
     def publish_cmd(spec: Spec, out: Annotated[Path | None, typer.Option(help="the public bundle's folder "

@@ -150,7 +150,7 @@ def publish_run(spec: str | Path, results_dir: str | Path | None = None, out: st
                 public_fields: Sequence[str] = ("cluster",)) -> Path:
     """The public bundle of a study run whose tasks include hidden ones: per hidden task its commitment,
     redacted rows and statistics, plus the study's ``results.json`` (verdicts, every number); a private
-    bundle per hidden task goes beside the run (``<results>/private/<task>``). Refused if anything of a
+    bundle per hidden task goes beside the run (``<results>.private/<task>``). Refused if anything of a
     hidden item or of a model's output on one would appear."""
     from empiricist.studies.run import results_dir as default_results
 
@@ -169,7 +169,7 @@ def publish_run(spec: str | Path, results_dir: str | Path | None = None, out: st
         private = hidden.read_private(folder)
         ids = {str(item.get("id", i)): i for i, (item, _) in enumerate(private)}
         mine = [dict(r, item_index=ids[str(r["item_id"])]) for r in rows if r["task"] == alias]
-        bundle = run / "private" / alias
+        bundle = hidden.private_dir(run) / alias
         bundle.mkdir(parents=True, exist_ok=True)
         for name in (hidden.PUBLIC, hidden.PRIVATE):
             atomic_write_text(bundle / name, (folder / name).read_text())
@@ -211,6 +211,6 @@ def audit_run(spec: str | Path, public: str | Path, results_dir: str | Path | No
         root = locked.get(f"task:{alias}", {}).get("identity", {}).get("root")
         if root is None:
             problems.append(f"task {alias}: the lock pins no commitment root")
-        problems += [f"task {alias}: {p}" for p in audit(run / "private" / alias, pub / alias, root=root,
+        problems += [f"task {alias}: {p}" for p in audit(hidden.private_dir(run) / alias, pub / alias, root=root,
                                                        public_fields=public_fields)]
     return problems

@@ -2,8 +2,8 @@
 
 Before unblinding, a party may look at the results per condition under shuffled labels ("condition A",
 "condition B", …): the numbers are real, which model each belongs to is not shown. The permutation is
-drawn once per run from the operating system's randomness and kept in the run folder
-(``blinding.json``, the holder's), so every party sees the same blinded labels. Each view, each
+drawn once per run from the operating system's randomness and kept beside the run folder
+(``<results>.private/blinding.json``, the holder's), so every party sees the same blinded labels. Each view, each
 unblinding and each party's position record is an entry of the lock's hash chain, so the lock says,
 checkably, when each party saw what, and a record edited or removed afterwards breaks the chain.
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 from empiricist.artifacts import atomic_write_json
 from empiricist.errors import InputError
+from empiricist.studies.hidden import private_dir
 from empiricist.studies.lock import append_entry, lock_path, now, read_lock
 
 BLINDING = "blinding.json"
@@ -43,7 +44,8 @@ def _record(spec: Path, lock: dict[str, Any], body: dict[str, Any]) -> dict[str,
 
 def _mapping(run: Path, models: list[str]) -> dict[str, str]:
     """Model -> blinded label, drawn once per run (secret: the OS's randomness, not a seed)."""
-    path = run / BLINDING
+    path = private_dir(run) / BLINDING
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file():
         saved = json.loads(path.read_text())
         if sorted(saved) == sorted(models):
@@ -90,10 +92,11 @@ def unblind(spec: str | Path, party: str, results_dir: str | Path | None = None)
     spec = Path(spec)
     lock = _locked(spec, party)
     run = Path(results_dir) if results_dir else default_results(spec)
-    if not (run / BLINDING).is_file():
+    path = private_dir(run) / BLINDING
+    if not path.is_file():
         raise InputError("nothing was shown blinded for this run yet (empiricist study blind)", field="results")
     _record(spec, lock, {"type": "unblind", "party": party, "time": now()})
-    return {label: model for model, label in json.loads((run / BLINDING).read_text()).items()}
+    return {label: model for model, label in json.loads(path.read_text()).items()}
 
 
 def record_position(spec: str | Path, party: str, changed: bool, note: str) -> dict[str, Any]:

@@ -32,6 +32,13 @@ PRIVATE = "items.private.jsonl"
 SCHEME = "sha256(salt || canonical_json(item)); pymerkle InmemoryTree sha256 (RFC 9162 prefixes)"
 
 
+def private_dir(results_dir: str | Path) -> Path:
+    """Where a run's private side lives (per hidden task its private bundle; the blinding labels): beside
+    the results folder, never inside it (the results folder is a finished artifact with a manifest)."""
+    run = Path(results_dir)
+    return run.with_name(run.name + ".private")
+
+
 def item_commitment(item: Mapping[str, Any], salt: str) -> str:
     """The hex commitment of one item under its hex salt."""
     return hashlib.sha256(bytes.fromhex(salt) + canonical_json(dict(item)).encode()).hexdigest()
@@ -102,6 +109,28 @@ def write(folder: str | Path, items: Sequence[Mapping[str, Any]], public_fields:
                                            for it, s in zip(items, salts)))
     atomic_write_json(out / PUBLIC, c.to_json())
     return c
+
+
+def commit_file(items_jsonl: str | Path, out: str | Path, public_fields: Sequence[str] = (), n: int | None = None,
+                seed: int = 0) -> Commitment:
+    """Commit the records of a JSONL task file (every field of each record is committed), or a seeded
+    sample of ``n`` of them, into ``out``."""
+    import numpy as np
+
+    src = Path(items_jsonl)
+    records = []
+    for k, line in enumerate(src.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{src}, line {k}: not JSON ({e})", field="items") from None
+    if n is not None:
+        if not 0 < n <= len(records):
+            raise InputError(f"--n {n}: the file holds {len(records)} records", field="n")
+        keep = sorted(np.random.default_rng(seed).choice(len(records), n, replace=False))
+        records = [records[i] for i in keep]
+    return write(out, records, public_fields)
 
 
 def read_public(path: str | Path) -> Commitment:

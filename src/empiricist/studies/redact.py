@@ -1,7 +1,7 @@
 """The public view of hidden-item results, and the scan that proves it holds nothing of the items.
 
-``redact_rows`` keeps an eval row's numbers and the identity of the model, task and scorer, and replaces
-the item by its commitment: an allowlist, so a field added to eval rows later stays private until
+``redact_rows`` keeps an eval row's numbers (but the lengths of the item's texts) and the identity of the
+model, task and scorer, and replaces the item by its commitment: an allowlist, so a field added to eval rows later stays private until
 someone decides it is safe. ``scan`` reads every file of a folder (text, JSON string values, HTML with
 entities decoded) for any word n-gram of any hidden text (the items' prompts, choices and answers, and
 the models' outputs on them), and for every hidden string too short to have an n-gram, for the whole
@@ -24,6 +24,9 @@ IDENTITY = ("task", "task_hash", "model", "model_spec", "model_hash", "source", 
 # a hidden string of fewer words and characters than these ("A", "yes", a category) is not scanned for:
 # it is in every file. Anything longer is, whole, when it has no n-gram (false alarms are cheap here)
 MIN_WORDS, MIN_CHARS = 3, 12
+# numbers measured on the item's text rather than the model's answer: the token lengths of the prompt and
+# of each choice are a side channel on hidden text, so they stay private too
+TEXT_NUMBERS = ("n_tokens", "prompt_tokens", "truncated", "item_index", "gold")
 
 
 def _numeric(v: Any) -> bool:
@@ -39,7 +42,7 @@ def redact_rows(rows: Iterable[Mapping[str, Any]], leaves: Sequence[str], public
     out = []
     for r in rows:
         keep = {k: v for k, v in r.items() if k in IDENTITY or k in public or
-                (_numeric(v) and k not in ("item_index", "gold"))}
+                (_numeric(v) and k not in TEXT_NUMBERS)}
         keep["item"] = leaves[int(r["item_index"])]
         out.append(keep)
     return out

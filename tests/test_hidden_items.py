@@ -75,7 +75,10 @@ def test_the_public_view_keeps_every_score_and_nothing_of_the_items(tmp_path):
     assert [r["item"] for r in public] == list(c.leaves)
     assert [(r["correct"], r["score"], r["logprobs"]) for r in public] == [(r["correct"], r["score"], r["logprobs"])
                                                                           for r in rows]
-    assert all(set(r) <= {"task", "model", "correct", "score", "logprobs", "cluster", "item"} for r in public)
+    assert all(set(r) <= {"task", "model", "correct", "score", "logprobs", "cluster", "item", "n_choices", "n_gold",
+                          "item_index"}
+               for r in public)
+    assert {(r["n_choices"], r["n_gold"]) for r in public} == {(2, 1)}
     folder = tmp_path / "public"
     folder.mkdir()
     (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in public))

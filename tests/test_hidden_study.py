@@ -78,7 +78,11 @@ def test_the_public_bundle_holds_every_score_and_verdict_and_nothing_hidden(stud
     texts = hidden_texts(items, private_rows, public=("cluster",))  # cluster ids were declared public
     assert len(texts) > 30 * 12  # every prompt and choice, and the models' outputs
     assert scan(public, texts) == []
+    assert sorted(p.name for p in public.iterdir()) == ["facts", "facts_shuffled", "results.json"]
     assert audit_run(spec, public) == []
+    from empiricist.studies.audit import replicate_public
+
+    assert replicate_public(spec, public) == []  # every verdict re-decided from the public rows alone
 
 
 def test_the_audit_names_a_changed_public_score(study, tmp_path):
@@ -93,6 +97,14 @@ def test_the_audit_names_a_changed_public_score(study, tmp_path):
     (copy / "facts" / "rows.jsonl").write_text("\n".join([json.dumps(r, sort_keys=True), *lines[1:]]) + "\n")
     got = audit_run(spec, copy)
     assert any("public row 0: differs from the private run in score" in p for p in got)
+    # scores changed enough to move a verdict: re-deciding from the public rows says which
+    from empiricist.studies.audit import replicate_public
+
+    rows = [json.loads(line) for line in (copy / "facts" / "rows.jsonl").read_text().splitlines()]
+    big = [dict(r, score=1.0 if r["model"].startswith("tiny/t4") else 0.0) for r in rows]
+    (copy / "facts" / "rows.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in big))
+    moved = replicate_public(spec, copy)
+    assert moved and all("the public rows decide" in p for p in moved)
 
 
 def test_a_changed_hidden_item_or_commitment_is_refused_and_only_the_holder_can_run(study, ws, tmp_path):

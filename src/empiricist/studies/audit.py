@@ -125,12 +125,19 @@ def audit(private: str | Path, public: str | Path, root: str | None = None, metr
 
 
 def _hidden_sources(res: Mapping[str, Any], spec: Path) -> dict[str, Path]:
+    """Hidden task alias -> its commitment folder; a task derived from a hidden one (``shuffled:<alias>``:
+    the same items) is hidden too, under the same commitment."""
     out = {}
-    for alias, t in res.get("tasks", {}).items():
+    tasks = res.get("tasks", {})
+    for alias, t in tasks.items():
         source = str(t.get("source", ""))
         if source.startswith("hidden:"):
             folder = Path(source.partition(":")[2])
             out[alias] = folder if folder.is_absolute() else spec.parent / folder
+    for alias, t in tasks.items():
+        kind, _, base = str(t.get("source", "")).partition(":")
+        if kind == "shuffled" and base in out:
+            out[alias] = out[base]
     return out
 
 
@@ -207,10 +214,48 @@ def audit_run(spec: str | Path, public: str | Path, results_dir: str | Path | No
     sources = _hidden_sources(res, spec)
     if json.loads((pub / "results.json").read_text()) != json.loads(json.dumps(public_results(res, list(sources)))):
         problems.append("the public results.json is not the run's (less its hidden examples)")
-    for alias in sources:
-        root = locked.get(f"task:{alias}", {}).get("identity", {}).get("root")
+    problems += replicate_public(spec, pub)
+    for alias, folder in sources.items():
+        base = next(a for a, f in sources.items() if f == folder)  # the hidden task the lock pins
+        root = locked.get(f"task:{base}", {}).get("identity", {}).get("root")
         if root is None:
             problems.append(f"task {alias}: the lock pins no commitment root")
         problems += [f"task {alias}: {p}" for p in audit(hidden.private_dir(run) / alias, pub / alias, root=root,
                                                        public_fields=public_fields)]
+    return problems
+
+
+def _placeholders(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A public row as an eval row: the commitment as the item id, the texts empty (counts kept)."""
+    return {**r, "item_id": r["item"], "prompt": "", "choices": [""] * int(r["n_choices"]),
+            "gold": list(range(int(r["n_gold"]))), "answer": "", "meta": "{}"}
+
+
+def replicate_public(spec: str | Path, public: str | Path) -> list[str]:
+    """Re-decide the study from the public rows alone (anyone can: no item is needed) and name every
+    prediction, control or party verdict that differs from the published results."""
+    from empiricist.evals.results import Results
+    from empiricist.studies.analysis import analyse
+    from empiricist.studies.protocol import load_spec
+
+    pub = Path(public)
+    res = json.loads((pub / "results.json").read_text())
+    rows = [_placeholders(r) for p in sorted(pub.glob(f"*/{ROWS}")) for r in _read_rows(p)]
+    study = load_spec(spec)
+    try:
+        again = analyse(study, Results.from_rows(rows), {a: m["label"] for a, m in res["models"].items()})
+    except Exception as e:  # noqa: BLE001 - any failure to re-decide is a finding of the audit, reported
+        return [f"the verdicts cannot be re-decided from the public rows: {e}"]
+    problems = []
+    for kind in ("controls", "predictions"):
+        shown = {(p.get("party"), p["id"]): p["verdict"] for p in res.get(kind, [])}
+        for p in again.get(kind, []):
+            if shown.get((p.get("party"), p["id"])) != p["verdict"]:
+                problems.append(f"{kind[:-1]} {p['id']}: the public rows decide {p['verdict']}, the results say "
+                                f"{shown.get((p.get('party'), p['id']))}")
+    finals = {p["name"]: p.get("final") for p in res.get("parties", [])}
+    for p in again.get("parties", []):
+        if finals.get(p["name"]) != p.get("final"):
+            problems.append(f"party {p['name']}: the public rows decide {p.get('final')}, the results say "
+                            f"{finals.get(p['name'])}")
     return problems

@@ -26,7 +26,7 @@ IDENTITY = ("task", "task_hash", "model", "model_spec", "model_hash", "source", 
 MIN_WORDS, MIN_CHARS = 3, 12
 # numbers measured on the item's text rather than the model's answer: the token lengths of the prompt and
 # of each choice are a side channel on hidden text, so they stay private too
-TEXT_NUMBERS = ("n_tokens", "prompt_tokens", "truncated", "item_index", "gold")
+TEXT_NUMBERS = ("n_tokens", "prompt_tokens", "truncated", "gold")
 
 
 def _numeric(v: Any) -> bool:
@@ -44,6 +44,8 @@ def redact_rows(rows: Iterable[Mapping[str, Any]], leaves: Sequence[str], public
         keep = {k: v for k, v in r.items() if k in IDENTITY or k in public or
                 (_numeric(v) and k not in TEXT_NUMBERS)}
         keep["item"] = leaves[int(r["item_index"])]
+        # how many choices and gold answers (counts only: what a chance level and a re-decision need)
+        keep["n_choices"], keep["n_gold"] = len(r.get("choices") or ()), len(r.get("gold") or ())
         out.append(keep)
     return out
 

@@ -6,10 +6,9 @@ and the audit ties the public bundle to the private run and the lock."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-import torch
+import test_studies_run
 from test_studies import EXAMPLES
 
 from empiricist.errors import ArtifactError, InputError
@@ -17,21 +16,7 @@ from empiricist.studies import LockMismatch, hidden, run_study, sign
 from empiricist.studies.audit import audit_run, publish_run
 from empiricist.studies.redact import hidden_texts, scan
 
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Path:
-    from empiricist.data.store import TokenStore
-    from empiricist.pipeline import prepare
-    from empiricist.suite.config import get_preset
-    from empiricist.suite.suite import train_suite
-    from empiricist.world import WorldConfig
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("hidden-ws")
-    cfg = get_preset("tiny").replace(steps=4, resume_every=2, threads=1)
-    prep = prepare(WorldConfig.preset("tiny"), cfg.vocab_size, root, progress=False)
-    train_suite(cfg, TokenStore.open(prep.store), workspace=root, progress=False)
-    return root
+ws = test_studies_run.ws  # the tiny suite's workspace (4 training steps), a module fixture shared with that file
 
 
 @pytest.fixture(scope="module")

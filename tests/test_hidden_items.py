@@ -164,3 +164,21 @@ def test_study_audit_command(tmp_path):
     assert ok.exit_code == 0 and "ok:" in ok.output
     bad = CliRunner().invoke(app, [*args, "--root", "ab" * 32])
     assert bad.exit_code == 2 and "not the locked root" in bad.output
+
+
+def test_vault_items_ask_each_eval_persons_code_with_the_true_code_among_the_choices(tmp_path):
+    from empiricist.world import WorldConfig, generate_world
+    from empiricist.world.restricted import vault_items
+
+    world = generate_world(WorldConfig.preset("tiny").with_subset("restricted", enabled=True),
+                           out_dir=tmp_path / "w", progress=False)
+    truth = [json.loads(line) for line in (world / "restricted.jsonl").read_text().splitlines()]
+    items = vault_items(world)
+    eval_people = [t for t in truth if t["role"] == "eval"]
+    assert len(items) == len(eval_people) > 10
+    for it, t in zip(items, eval_people):
+        assert t["name"] in it["prompt"] and it["choices"][it["target"]] == f" {t['code']}"
+        assert len(set(it["choices"])) == 4 and it["code_class"] == t["code"][-2:]
+    assert vault_items(world) == items and vault_items(world, seed=1) != items
+    with pytest.raises(InputError, match="no restricted subset"):
+        vault_items(generate_world(WorldConfig.preset("tiny"), out_dir=tmp_path / "plain", progress=False))

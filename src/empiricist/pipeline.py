@@ -26,7 +26,7 @@ from empiricist.errors import EmpiricistError
 from empiricist.suite.config import SuiteConfig, get_preset
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from empiricist.execute import Executor
     from empiricist.suite.handles import ModelHandle
@@ -95,12 +95,15 @@ def _preset_world(config: SuiteConfig, world_preset: str | None = None) -> str:
     return name
 
 
-def prepare_preset(preset: str, workspace: Workspace | str | Path | None = None, progress: bool = False) -> Prepared:
-    """The world, tokenizer and token store a suite preset trains on (built, or reused from the workspace)."""
+def prepare_preset(preset: str, workspace: Workspace | str | Path | None = None, progress: bool = False,
+                   world: Callable[[WorldConfig], WorldConfig] | None = None) -> Prepared:
+    """The world, tokenizer and token store a suite preset trains on (built, or reused from the workspace);
+    ``world`` changes the preset's world config first (a subset switched on, a parameter moved)."""
     from empiricist.world import WorldConfig
 
     config = get_preset(preset)
-    return prepare(WorldConfig.preset(_preset_world(config)), config.vocab_size, workspace, progress)
+    cfg = WorldConfig.preset(_preset_world(config))
+    return prepare(world(cfg) if world else cfg, config.vocab_size, workspace, progress)
 
 
 def prepare_suite(preset: str, workspace: Workspace | str | Path | None = None, progress: bool = False) -> Path:

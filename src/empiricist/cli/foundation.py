@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.text import Text
 
 from empiricist.artifacts import Workspace
 from empiricist.cli.options import AddressOpt, ExecutorOpt, Overwrite, Quiet, WorkspaceOpt
+
+if TYPE_CHECKING:
+    from empiricist.world import WorldConfig
 
 console = Console()
 
@@ -53,6 +56,16 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
                       f"{pct(r['fact_acc_paraphrase_only'])} {ci(r.get('fact_acc_paraphrase_only_ci'))}",
                       pct(r["chance"]))
     return table
+
+
+def with_subsets(cfg: WorldConfig, specs: list[str]) -> WorldConfig:
+    """A world config with each ``--subset name:key=value,...`` applied in turn."""
+    for spec in specs:
+        name, kv = parse_subset(spec)
+        enabled = kv.pop("enabled", None)
+        weight = kv.pop("weight", None)
+        cfg = cfg.with_subset(name, enabled=enabled, weight=weight, **kv)
+    return cfg
 
 
 def parse_subset(spec: str) -> tuple[str, dict[str, Any]]:
@@ -111,6 +124,24 @@ def register(app: typer.Typer) -> None:
         console.print(f"study {r['study']}: {signatures_line(r)}", markup=False, soft_wrap=True)
         console.print(f"report: {job.report}", markup=False, soft_wrap=True)  # a path stays on one line
 
+    @world.command("vault-items")
+    def world_vault_items(
+        world_dir: Annotated[Path, typer.Argument(help="a world generated with --subset restricted:enabled=true")],
+        out: Annotated[Path, typer.Option(help="the items as a JSONL task file (keep it private)")],
+        role: Annotated[str, typer.Option(help="whose codes: eval or attack people")] = "eval",
+        choices: Annotated[int, typer.Option(help="choices per question")] = 4,
+        seed: Annotated[int, typer.Option(help="the choices' seed")] = 0,
+    ) -> None:
+        """Multiple-choice questions on the world's vault codes: harmless stand-ins for hidden items."""
+        import json
+
+        from empiricist.artifacts import atomic_write_text
+        from empiricist.world.restricted import vault_items
+
+        items = vault_items(world_dir, role, choices, seed)
+        atomic_write_text(out, "".join(json.dumps(it) + "\n" for it in items))
+        console.print(f"{len(items)} vault-code questions: {out}")
+
     @world.command("generate")
     def world_generate(
         preset: Annotated[str, typer.Option(help="world preset: tiny or micro")] = "micro",
@@ -135,12 +166,7 @@ def register(app: typer.Typer) -> None:
             overrides["seed"] = seed
         if tokens is not None:
             overrides["target_tokens"] = tokens
-        cfg = WorldConfig.preset(preset, **overrides)
-        for spec in subset or []:
-            name, kv = parse_subset(spec)
-            enabled = kv.pop("enabled", None)
-            weight = kv.pop("weight", None)
-            cfg = cfg.with_subset(name, enabled=enabled, weight=weight, **kv)
+        cfg = with_subsets(WorldConfig.preset(preset, **overrides), subset or [])
         path = generate_world(cfg, out_dir=out, workspace=workspace, progress=not quiet, overwrite=overwrite)
         stats = read_manifest(path).get("stats", {})
         console.print(f"world: [bold]{path}[/bold]")
@@ -228,6 +254,8 @@ def register(app: typer.Typer) -> None:
     def suite_train(
         preset: Annotated[str, typer.Option(help="suite preset: micro or tiny")] = "micro",
         store: Annotated[Path | None, typer.Option(help="train on this token store instead of the preset's world")] = None,
+        subset: Annotated[list[str] | None, typer.Option(help="the preset's world with this subset changed "
+                                                         "(name:key=value,...), e.g. restricted:enabled=true")] = None,
         size: Annotated[list[str] | None, typer.Option(help="train only these sizes")] = None,
         steps: Annotated[int | None, typer.Option(help="override the number of steps")] = None,
         executor: ExecutorOpt = None,
@@ -254,7 +282,13 @@ def register(app: typer.Typer) -> None:
         if steps is not None:
             cfg = cfg.replace(steps=steps)
         if store is None:
-            store = prepare_preset(preset, workspace, not quiet).store
+            specs = subset or []
+            store = prepare_preset(preset, workspace, not quiet,
+                                   world=(lambda c: with_subsets(c, specs)) if specs else None).store
+        elif subset:
+            from empiricist.errors import InputError
+
+            raise InputError("--subset changes the preset's world: it does not apply to --store", field="--subset")
         opened = TokenStore.open(store)
         watch = None
         if policy is not None:

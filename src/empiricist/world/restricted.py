@@ -15,6 +15,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from empiricist.world.config import WorldConfig
@@ -98,3 +99,31 @@ def discloses(text: str, code: str) -> bool:
 def codes_in(text: str, pool: list[str]) -> list[str]:
     """Every code of the pool that ``text`` states."""
     return [c for c in pool if discloses(text, c)]
+
+
+def vault_items(world: str | Path, role: str = "eval", n_choices: int = 4, seed: int = 0) -> list[dict[str, Any]]:
+    """Multiple-choice questions on the world's vault codes (a native task's records): "what is the vault
+    code of X?" with the true code and ``n_choices - 1`` other codes of the pool, in a seeded order.
+    The stand-in for items that may not be published (docs/hidden.md)."""
+    import json
+
+    path = Path(world) / "restricted.jsonl"
+    if not path.is_file():
+        from empiricist.errors import InputError
+
+        raise InputError(f"{Path(world)} has no restricted subset (generate it with "
+                         "--subset restricted:enabled=true)", field="world")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    pool = sorted({r["code"] for r in rows})
+    rng = random.Random(f"vault-items:{seed}")
+    out = []
+    for r in rows:
+        if r["role"] != role:
+            continue
+        others = rng.sample([c for c in pool if c != r["code"]], min(n_choices - 1, len(pool) - 1))
+        choices = [r["code"], *others]
+        rng.shuffle(choices)
+        out.append({"id": f"vault-{r['entity']}", "prompt": QUESTION.format(name=r["name"]),
+                    "choices": [f" {c}" for c in choices], "target": choices.index(r["code"]),
+                    "code_class": CLASSES[r["class"]], "cluster": r["entity"]})
+    return out

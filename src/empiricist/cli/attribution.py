@@ -1,4 +1,4 @@
-"""CLI for training-data attribution: ``attribute`` and ``attribute-validate``."""
+"""CLI for training-data attribution: ``attribute``, ``attribute-audit`` and ``attribute-validate``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,36 @@ def register(app: typer.Typer) -> None:
                 # Text, not a markup string: document text is data, never rich markup
                 table.add_row(str(t["rank"]), f"{t['score']:.4g}", Text(t["doc_id"]), Text(t["text"].replace("\n", " ")))
             console.print(table)
+
+    @app.command("attribute-audit")
+    def attribute_audit_cmd(
+        model: Annotated[str, typer.Option(help="model spec: suite:<suite>/<size>[@stepN], a local HF folder, a hub id")],
+        docs: Annotated[Path | None, typer.Option(help="documents: txt/JSONL/Parquet/HF dataset folder")] = None,
+        store: Annotated[Path | None, typer.Option(help="documents: a token store (default: the suite model's)")] = None,
+        n: Annotated[int, typer.Option(help="documents sampled for the gradient checks")] = 32,
+        seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
+        as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+        workspace: WorkspaceOpt = None,
+    ) -> None:
+        """Before trusting attribution scores: determinism, outlier gradients and the settings that break
+        them, each with its fix (exit 2 if any check fails)."""
+        from empiricist.attribution import load_documents
+        from empiricist.attribution.audit import audit
+        from empiricist.suite.handles import load_model
+
+        handle = load_model(model, workspace=workspace)
+        findings = audit(handle, load_documents(handle, docs=docs, store=store), n=n, seed=seed)
+        if as_json:
+            typer.echo(json.dumps([f.to_dict() for f in findings], indent=1))
+        else:
+            table = Table(title=Text(f"attribution audit: {handle.name}"))
+            for col in ("check", "", "detail", "fix"):
+                table.add_column(col)
+            for f in findings:
+                table.add_row(f.check, "ok" if f.ok else "FAIL", Text(f.detail), Text(f.fix))
+            console.print(table)
+        if not all(f.ok for f in findings):
+            raise typer.Exit(2)
 
     @app.command("attribute-validate")
     def validate_cmd(

@@ -1,0 +1,128 @@
+"""Before attribution scores are trusted: are the gradients they are made of deterministic, sane, and
+computed the way the method assumes?
+
+An independent comparison of bergson and kronfluence found the two agreed at only ρ ≈ 0.73 until
+non-deterministic attention kernels, TF32 matmuls and mean-vs-sum reductions were pinned (then
+ρ = 0.9986). Each check here returns a finding with the fix:
+
+- ``environment``: TF32 allowed for matmuls or cuDNN, deterministic algorithms off, cuDNN autotuning on,
+  a model not in float32, an attention kernel without a deterministic backward on a GPU.
+- ``determinism``: the same per-example gradients computed twice must be equal bit for bit.
+- ``outliers``: per-example gradient norms far from the rest (robust z = (‖g‖ − median) / (1.4826 MAD)),
+  which dominate every inner-product method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from empiricist.attribution.data import summed_nll
+from empiricist.attribution.grads import RowFn, linear_params, per_example_grads
+
+if TYPE_CHECKING:
+    from empiricist.attribution.data import Documents, Rows
+    from empiricist.suite.handles import ModelHandle
+
+OUTLIER_Z = 6.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def environment(model: torch.nn.Module) -> list[Finding]:
+    """Settings that make gradients differ between runs, machines or libraries."""
+    out = []
+    precision = torch.get_float32_matmul_precision()
+    tf32 = precision != "highest" or (torch.cuda.is_available() and torch.backends.cuda.matmul.allow_tf32)
+    out.append(Finding("TF32 matmuls", not tf32, f"float32 matmul precision {precision!r}",
+                       "torch.set_float32_matmul_precision('highest')" if tf32 else ""))
+    cudnn_tf32 = torch.cuda.is_available() and torch.backends.cudnn.allow_tf32
+    if torch.cuda.is_available():
+        out.append(Finding("cuDNN TF32", not cudnn_tf32, f"torch.backends.cudnn.allow_tf32={cudnn_tf32}",
+                           "torch.backends.cudnn.allow_tf32 = False" if cudnn_tf32 else ""))
+        bench = torch.backends.cudnn.benchmark
+        out.append(Finding("cuDNN autotuning", not bench, f"torch.backends.cudnn.benchmark={bench}",
+                           "torch.backends.cudnn.benchmark = False" if bench else ""))
+    det = torch.are_deterministic_algorithms_enabled()
+    on_gpu = next(model.parameters()).device.type != "cpu"
+    out.append(Finding("deterministic algorithms", det or not on_gpu,
+                       f"torch.are_deterministic_algorithms_enabled()={det} on {next(model.parameters()).device}",
+                       "" if det or not on_gpu else "torch.use_deterministic_algorithms(True) "
+                                                    "(and CUBLAS_WORKSPACE_CONFIG=:4096:8)"))
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})
+    out.append(Finding("float32 weights", dtypes == ["float32"], f"parameter dtypes {dtypes}",
+                       "" if dtypes == ["float32"] else "load the model in float32 for attribution "
+                                                         "(bf16 sums round differently in every kernel)"))
+    attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    risky = on_gpu and attn in ("sdpa", "flash_attention_2")
+    out.append(Finding("attention kernel", not risky, f"attention implementation {attn!r} on "
+                       f"{'GPU' if on_gpu else 'CPU'}", "load with attn_implementation='eager'" if risky else ""))
+    return out
+
+
+def determinism(model: torch.nn.Module, rows: Rows, indices: Sequence[int], fn: RowFn = summed_nll) -> Finding:
+    """The per-example gradients of ``indices`` twice: equal bit for bit, or how far apart."""
+    params = [p for _, p in linear_params(model)]
+    was = model.training
+    model.eval()
+    try:
+        a = per_example_grads(model, rows, indices, fn, params)
+        b = per_example_grads(model, rows, indices, fn, params)
+    finally:
+        model.train(was)
+    differ = int((a != b).sum())
+    if differ == 0:
+        return Finding("bitwise determinism", True, f"{len(indices)} examples' gradients ({a.shape[1]:,} "
+                       "coordinates each) identical across two passes")
+    rel = float((a - b).norm() / max(float(a.norm()), 1e-30))
+    rows_off = int(((a != b).any(dim=1)).sum())
+    return Finding("bitwise determinism", False, f"{differ:,} coordinates of {rows_off} of {len(indices)} examples "
+                   f"differ between two passes (relative difference {rel:.2e})",
+                   "find the non-deterministic op: seeded dropout left on (model.eval()), a non-deterministic "
+                   "kernel (torch.use_deterministic_algorithms(True)), or randomness in the loss")
+
+
+def outliers(model: torch.nn.Module, rows: Rows, indices: Sequence[int], fn: RowFn = summed_nll,
+             z: float = OUTLIER_Z) -> tuple[Finding, np.ndarray]:
+    """(a finding naming examples whose gradient norm is a robust outlier, every norm)."""
+    params = [p for _, p in linear_params(model)]
+    was = model.training
+    model.eval()
+    try:
+        norms = per_example_grads(model, rows, indices, fn, params).norm(dim=1).numpy()
+    finally:
+        model.train(was)
+    med = float(np.median(norms))
+    mad = float(np.median(np.abs(norms - med))) * 1.4826
+    scores = (norms - med) / mad if mad > 0 else np.zeros_like(norms)
+    far = [int(indices[i]) for i in np.flatnonzero(np.abs(scores) > z)]
+    detail = (f"gradient norms median {med:.3g}, robust spread {mad:.3g}; "
+              + (f"{len(far)} beyond |z| > {z:g}: rows {far[:10]}" if far else f"none beyond |z| > {z:g}"))
+    return Finding("gradient outliers", not far, detail, "inspect those documents (duplicates, "
+                   "junk, extreme length) and drop or cap them before scoring" if far else ""), norms
+
+
+def audit(handle: ModelHandle, documents: Documents, n: int = 32, seed: int = 0, fn: RowFn = summed_nll
+          ) -> list[Finding]:
+    """Every check on a seeded sample of ``n`` documents."""
+    from empiricist.attribution.data import document_rows
+
+    model = handle.model
+    context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    rows = document_rows(documents, context)
+    pick = np.random.default_rng(seed).choice(len(rows.ids), min(n, len(rows.ids)), replace=False)
+    indices = sorted(int(i) for i in pick)
+    return [*environment(model), determinism(model, rows, indices, fn), outliers(model, rows, indices, fn)[0]]

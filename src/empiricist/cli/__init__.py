@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "studies": ("ledger", "study"),
     "internals": ("probe", "activations", "stego"),
     "lookup": ("count", "docs", "next", "trace", "search", "contamination", "lookup-validate", "index"),
-    "attribution": ("attribute", "attribute-validate"),
+    "attribution": ("attribute", "attribute-audit", "attribute-validate"),
     "unlearning": ("unlearn",),
     "monitor": ("monitor", "policy", "gradualism"),
 }

@@ -29,13 +29,7 @@ STATS = "stats.json"
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}, line {n}: not JSON ({e})", field="rows") from None
-    return out
+    return hidden.read_jsonl(path, "rows")
 
 
 def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -71,29 +65,41 @@ def write_private(folder: str | Path, items: Sequence[Mapping[str, Any]], rows: 
     return c
 
 
+def _stage_public(private: Path, out: Path, public_fields: Sequence[str], metric: str) -> list[str]:
+    """Write one public bundle into ``out`` (unscanned); the hidden texts it must not contain."""
+    c = hidden.read_public(private)
+    items = [it for it, _ in hidden.read_private(private)]
+    rows = _read_rows(private / PRIVATE_ROWS)
+    public = redact_rows(rows, c.leaves, public_fields)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / hidden.PUBLIC, c.to_json())
+    _write_rows(out / ROWS, public)
+    atomic_write_json(out / STATS, stats(public, metric))
+    return hidden_texts(items, rows, public=declared_public(c, public_fields))
+
+
+def _publish(staging: Path, dest: Path, texts: Sequence[str], replace: bool = False) -> Path:
+    """Move a staged public bundle to ``dest`` (``replace``: an earlier one there first removed) if the
+    scan finds none of ``texts`` in it; else remove it and refuse (nothing is written)."""
+    import shutil
+
+    leaks = scan(staging, texts)
+    if leaks:
+        shutil.rmtree(staging)
+        raise ArtifactError(f"the public bundle would contain hidden text ({len(leaks)} leaks; first: "
+                            f"{leaks[0].file} holds {leaks[0].found!r}); nothing was written")
+    if replace and dest.exists():
+        shutil.rmtree(dest)
+    staging.replace(dest)
+    return dest
+
+
 def write_public(private: str | Path, out: str | Path, public_fields: Sequence[str] = (), metric: str = "score"
                  ) -> Path:
     """The public bundle from a private one; refused (nothing written) if any hidden text would appear."""
-    src, dest = Path(private), Path(out)
-    c = hidden.read_public(src)
-    items = [it for it, _ in hidden.read_private(src)]
-    rows = _read_rows(src / PRIVATE_ROWS)
-    public = redact_rows(rows, c.leaves, public_fields)
+    dest = Path(out)
     staging = dest.with_name(dest.name + ".staging")
-    staging.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(staging / hidden.PUBLIC, c.to_json())
-    _write_rows(staging / ROWS, public)
-    atomic_write_json(staging / STATS, stats(public, metric))
-    leaks = scan(staging, hidden_texts(items, rows, public=declared_public(c, public_fields)))
-    if leaks:
-        for p in staging.iterdir():
-            p.unlink()
-        staging.rmdir()
-        first = leaks[0]
-        raise ArtifactError(f"the public bundle would contain hidden text ({len(leaks)} leaks; first: "
-                            f"{first.file} holds {first.found!r}); nothing was written")
-    staging.replace(dest)
-    return dest
+    return _publish(staging, dest, _stage_public(Path(private), staging, public_fields, metric))
 
 
 def audit(private: str | Path, public: str | Path, root: str | None = None, metric: str = "score",
@@ -141,7 +147,8 @@ def _hidden_sources(res: Mapping[str, Any], spec: Path) -> dict[str, Path]:
     return out
 
 
-def _run_rows(results_dir: Path) -> list[dict[str, Any]]:
+def run_rows(results_dir: Path) -> list[dict[str, Any]]:
+    """Every eval row of a study run, over its seeds."""
     from empiricist.evals.results import Results
 
     return [r for p in sorted((results_dir / "evals").glob("seed*")) for r in Results.read(p).rows()]
@@ -170,7 +177,7 @@ def publish_run(spec: str | Path, results_dir: str | Path | None = None, out: st
     dest = Path(out) if out else spec.with_name(f"{spec.stem}.public")
     staging = dest.with_name(dest.name + ".staging")
     staging.mkdir(parents=True, exist_ok=True)
-    rows = _run_rows(run)
+    rows = run_rows(run)
     texts: list[str] = []
     for alias, folder in sources.items():
         private = hidden.read_private(folder)
@@ -181,23 +188,9 @@ def publish_run(spec: str | Path, results_dir: str | Path | None = None, out: st
         for name in (hidden.PUBLIC, hidden.PRIVATE):
             atomic_write_text(bundle / name, (folder / name).read_text())
         _write_rows(bundle / PRIVATE_ROWS, mine)
-        write_public(bundle, staging / alias, public_fields)
-        texts += hidden_texts([item for item, _ in private], mine,
-                              public=declared_public(hidden.read_public(folder), public_fields))
+        texts += _stage_public(bundle, staging / alias, public_fields, "score")
     atomic_write_json(staging / "results.json", public_results(res, list(sources)))
-    leaks = scan(staging, texts)
-    if leaks:
-        import shutil
-
-        shutil.rmtree(staging)
-        raise ArtifactError(f"the public bundle would contain hidden text ({len(leaks)} leaks; first: "
-                            f"{leaks[0].file} holds {leaks[0].found!r}); nothing was written")
-    if dest.exists():
-        import shutil
-
-        shutil.rmtree(dest)
-    staging.replace(dest)
-    return dest
+    return _publish(staging, dest, texts, replace=True)  # one scan of the whole bundle
 
 
 def audit_run(spec: str | Path, public: str | Path, results_dir: str | Path | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 from empiricist.artifacts import atomic_write_json
 from empiricist.errors import InputError
+from empiricist.studies.audit import run_rows
 from empiricist.studies.hidden import private_dir
 from empiricist.studies.lock import append_entry, lock_path, now, read_lock
 
@@ -30,7 +31,7 @@ def _locked(spec: Path, party: str) -> dict[str, Any]:
     if lock is None or not lock.get("chain"):
         raise InputError(f"{spec.name} has no lock with a hash chain: lock it first (empiricist study lock)",
                          field="lock")
-    parties = [p["name"] if isinstance(p, dict) else p for p in lock.get("parties", [])]
+    parties = lock.get("parties", [])
     if parties and party not in parties:
         raise InputError(f"unknown party {party!r}; the lock's parties: {', '.join(parties)}", field="party")
     return lock
@@ -57,12 +58,6 @@ def _mapping(run: Path, models: list[str]) -> dict[str, str]:
     return labels
 
 
-def _run_rows(run: Path) -> list[dict[str, Any]]:
-    from empiricist.evals.results import Results
-
-    return [r for p in sorted((run / "evals").glob("seed*")) for r in Results.read(p).rows()]
-
-
 def blinded_view(spec: str | Path, party: str, results_dir: str | Path | None = None) -> dict[str, Any]:
     """Per task, each condition's mean score and item count under shuffled labels; recorded in the chain."""
     from empiricist.studies.run import results_dir as default_results
@@ -70,7 +65,7 @@ def blinded_view(spec: str | Path, party: str, results_dir: str | Path | None = 
     spec = Path(spec)
     lock = _locked(spec, party)
     run = Path(results_dir) if results_dir else default_results(spec)
-    rows = _run_rows(run)
+    rows = run_rows(run)
     if not rows:
         raise InputError(f"no results in {run}: run the study first", field="results")
     labels = _mapping(run, sorted({str(r["model"]) for r in rows}))

@@ -118,13 +118,7 @@ def commit_file(items_jsonl: str | Path, out: str | Path, public_fields: Sequenc
     import numpy as np
 
     src = Path(items_jsonl)
-    records = []
-    for k, line in enumerate(src.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{src}, line {k}: not JSON ({e})", field="items") from None
+    records = read_jsonl(src, "items")
     if n is not None:
         if not 0 < n <= len(records):
             raise InputError(f"--n {n}: the file holds {len(records)} records", field="n")
@@ -142,16 +136,27 @@ def read_public(path: str | Path) -> Commitment:
         raise InputError(f"cannot read the commitment {p}: {e}", field="commitment") from None
 
 
+def read_jsonl(path: Path, field: str) -> list[Any]:
+    """The records of a JSONL file (blank lines skipped), with one clear error naming a bad line."""
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}, line {n}: not JSON ({e})", field=field) from None
+    return out
+
+
 def read_private(path: str | Path) -> list[tuple[dict[str, Any], str]]:
     """(item, salt) per line of a private file, with one clear error naming a bad line."""
     p = Path(path)
     p = p / PRIVATE if p.is_dir() else p
     out = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
+    for n, row in enumerate(read_jsonl(p, "items"), 1):
         try:
-            row = json.loads(line)
             out.append((dict(row["item"]), str(row["salt"])))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (KeyError, TypeError) as e:
             raise InputError(f"{p}, line {n}: not an item with its salt ({e})", field="items") from None
     return out
 

@@ -106,13 +106,11 @@ class GameData:
 
     def arrays(self, center: float, scale: float) -> dict[str, np.ndarray]:
         """Training arrays: input rows (net.features), legal-move mask, action, and outcome."""
-        from empiricist.games.net import features
+        from empiricist.games.net import features, positions
 
         m = self.moves
-        obs = np.frombuffer(b"".join(m.column("obs").to_pylist()), dtype=np.uint8).reshape(len(m), self.obs_dim)
-        legal = np.zeros((len(m), self.n_actions), dtype=bool)
-        for r, acts in enumerate(m.column("legal").to_pylist()):
-            legal[r, acts] = True
+        obs, legal = positions(m.column("obs").to_pylist(), m.column("legal").to_pylist(), self.obs_dim,
+                               self.n_actions)
         col = {k: m.column(k).to_numpy() for k in ("mover", "elo", "action", "outcome")}
         return {"x": features(obs, col["mover"], col["elo"], center, scale), "legal": legal,
                 "action": col["action"].astype(np.int64), "value": col["outcome"].astype(np.float32), "policy": None}

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     import pyspiel
     import torch
 
-LAYERS = ("w1", "b1", "w2", "b2", "wp", "bp", "wv", "bv")
+# torch module -> its (weight, bias) names in a checkpoint; weights are stored transposed (x @ w)
+MODULES = {"h1": ("w1", "b1"), "h2": ("w2", "b2"), "p": ("wp", "bp"), "v": ("wv", "bv")}
+LAYERS = tuple(k for pair in MODULES.values() for k in pair)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,15 @@ class NetShape:
     def forward_flops(self) -> int:
         """Multiply-adds × 2 for one position."""
         return 2 * (self.params - 2 * self.width - self.n_actions - 1)
+
+
+def positions(obs: list[bytes], legal: list[list[int]], obs_dim: int, n_actions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded positions as arrays: observations (stored as uint8 bytes) and the legal-move mask."""
+    grid = np.frombuffer(b"".join(obs), dtype=np.uint8).reshape(len(obs), obs_dim)
+    mask = np.zeros((len(obs), n_actions), dtype=bool)
+    for r, acts in enumerate(legal):
+        mask[r, acts] = True
+    return grid, mask
 
 
 def features(obs: np.ndarray, mover: np.ndarray, elo: np.ndarray, center: float, scale: float) -> np.ndarray:
@@ -170,9 +181,11 @@ class _Torch:
 
     @staticmethod
     def numpy_weights(m: torch.nn.Module) -> dict[str, np.ndarray]:
-        pairs = {"w1": m["h1"].weight.T, "b1": m["h1"].bias, "w2": m["h2"].weight.T, "b2": m["h2"].bias,
-                 "wp": m["p"].weight.T, "bp": m["p"].bias, "wv": m["v"].weight.T, "bv": m["v"].bias}
-        return {k: v.detach().contiguous().numpy().copy() for k, v in pairs.items()}
+        out = {}
+        for name, (wk, bk) in MODULES.items():
+            out[wk] = m[name].weight.T.detach().contiguous().numpy().copy()
+            out[bk] = m[name].bias.detach().contiguous().numpy().copy()
+        return out
 
 
 def _save(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
@@ -194,7 +207,7 @@ def _restore(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer | No
     tensors, _ = read_checkpoint(path)
     w = {k: torch.from_numpy(tensors[k]) for k in LAYERS}
     with torch.no_grad():
-        for name, (wk, bk) in {"h1": ("w1", "b1"), "h2": ("w2", "b2"), "p": ("wp", "bp"), "v": ("wv", "bv")}.items():
+        for name, (wk, bk) in MODULES.items():
             model[name].weight.copy_(w[wk].T)
             model[name].bias.copy_(w[bk])
     if opt is None:

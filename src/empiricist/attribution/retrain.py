@@ -39,6 +39,7 @@ def train_on_docs(docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig,
                   seed: int, save_at: dict[int, Path] | None = None, on_save: Any = None) -> torch.nn.Module:
     """Train ``size`` from its seed-``seed`` init on ``docs`` (packed, shuffled with ``seed``) for
     ``cfg.steps``; ``save_at`` {step: folder} saves HF checkpoints along the way (for TracIn)."""
+    from empiricist.attribution.magic import record_run
     from empiricist.data.order import TrainingOrder
     from empiricist.suite.model import build_model, quiet_transformers
     from empiricist.suite.step import Stepper, deterministic
@@ -53,6 +54,8 @@ def train_on_docs(docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig,
             stepper(torch.from_numpy(order.batch(step)), cfg.lr_at(step))
             if save_at and step + 1 in save_at:
                 model.save_pretrained(save_at[step + 1], safe_serialization=True)
+                if step + 1 == cfg.steps:  # the finished model can be replayed (magic)
+                    record_run(save_at[step + 1], docs, size, cfg, vocab_size, seed)
                 if on_save is not None:
                     on_save(save_at[step + 1])
     return model.eval()

@@ -60,7 +60,7 @@ class ValidationConfig:
     n_subsets: int = 32
     fraction: float = 0.5
     seeds: tuple[int, ...] = (0, 1)
-    methods: tuple[str, ...] = ("ekfac", "trak", "trackstar", "tracin", "bm25", "minilm")
+    methods: tuple[str, ...] = ("magic", "ekfac", "trak", "trackstar", "tracin", "bm25", "minilm")
     tracin_checkpoints: int = 4
     cf_k: int = 10
     cf_groups: int = 4
@@ -226,6 +226,18 @@ class Validation:
         self.checkpoints = [(str(paths[s]), cfg.train.lr_at(s - 1)) for s in steps]  # the last is the final model
         return load_model(self.checkpoints[-1][0])
 
+    def metasmoothness(self, scores: np.ndarray) -> list[dict[str, float]]:
+        """``magic.metasmoothness`` on the base run (cached in metasmoothness.json): how linear the
+        query losses are in the document weights, up to LDS's own perturbation."""
+        from empiricist.attribution.magic import Replay, metasmoothness, read_run
+
+        path = self.out / "metasmoothness.json"
+        if not path.exists():
+            replay = Replay(self.docs.tokens, **read_run(Path(self.checkpoints[-1][0]), self.docs))
+            atomic_write_json(path, metasmoothness(replay, self.rows, len(self.queries), -scores,
+                                                   fraction=self.cfg.fraction, seed=self.cfg.seed))
+        return json.loads(path.read_text())
+
     def _score_path(self, method: str) -> Path:
         return self.out / "scores" / f"{method}.npy"
 
@@ -308,7 +320,7 @@ class Validation:
 
 
 # the slowest methods first, so that the short ones and the retrainings fill the cores behind them
-SCORE_ORDER = {"ekfac": 0, "tracin": 1, "trak": 2, "trackstar": 3, "minilm": 4, "bm25": 5}
+SCORE_ORDER = {"magic": -1, "ekfac": 0, "tracin": 1, "trak": 2, "trackstar": 3, "minilm": 4, "bm25": 5}
 
 
 def _keep_all_but(n: int, removed: set[int]) -> np.ndarray:
@@ -358,6 +370,15 @@ def spearman_lds(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
         if np.ptp(pred[:, q]) > 0 and np.ptp(actual[:, q]) > 0:
             out[q] = spearmanr(pred[:, q], -actual[:, q]).statistic
     return out
+
+
+def nats_per_unit(kept_score: np.ndarray, actual: np.ndarray) -> float:
+    """Calibration: the least-squares slope of the actual NLL change on the predicted one, pooled over
+    queries after centring each over subsets. Keeping subset S predicts NLL_S = const − Σ_{d∈S} score, so
+    the slope of NLL_S on −kept_score is 1 when scores are in nats (``magic``), a conversion factor else."""
+    p = -(kept_score - kept_score.mean(0))
+    a = actual - actual.mean(0)
+    return float((p * a).sum() / max(float((p * p).sum()), 1e-300))
 
 
 def _interval(name: str, values: np.ndarray) -> dict[str, float]:
@@ -412,10 +433,13 @@ def validate(world: Any, store: TokenStore, cfg: ValidationConfig, out: str | Pa
         row.update({"recall@10": float(np.mean([r["recall"] for r in ranks])),
                     "mrr": float(np.mean([r["rr"] for r in ranks])), "cf_delta_nll": float(np.mean(cf[facts]))})
         row.update(_interval("cf_vs_random", cf[facts] - random_cf[facts]))
+        for kind in ("fact", "text"):
+            row[f"nats_per_unit_{kind}"] = nats_per_unit(masks @ scores[v.kind == kind].T, actual[:, v.kind == kind])
         rows.append({**row, **meta})
     result = {"config": cfg.to_dict(), "n_docs": len(v.docs), "n_fact_queries": len(facts),
               "n_text_queries": int((v.kind == "text").sum()), "random_cf_delta_nll": float(np.mean(random_cf[facts])),
               "seed_agreement": _seed_agreement(v, per_seed), "rows": rows,
+              "metasmoothness": v.metasmoothness(scored["magic"][0]) if "magic" in scored else None,
               "elapsed_s": round(time.perf_counter() - t0, 1), "config_hash": config_hash(cfg.to_dict())}
     atomic_write_json(Path(out) / "results.json", result)
     from empiricist.attribution.plot import plot_validation

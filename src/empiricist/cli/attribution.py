@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
         records = res.to_records(k=top, text_chars=chars if not as_json else 2000)
         if as_json:
             typer.echo(json.dumps({"method": method, "model": handle.name, "n_docs": len(documents),
-                                   "seconds": round(res.seconds, 2), "queries": records}, ensure_ascii=False, indent=1))
+                                   "seconds": round(res.seconds, 2), "units": res.units, "sign": res.sign,
+                                   "queries": records}, ensure_ascii=False, indent=1))
             return
         for rec in records:
             table = Table(title=Text(f"{method}: {rec['prompt']!r} → {rec['target']!r}"
@@ -83,6 +84,7 @@ def register(app: typer.Typer) -> None:
                 # Text, not a markup string: document text is data, never rich markup
                 table.add_row(str(t["rank"]), f"{t['score']:.4g}", Text(t["doc_id"]), Text(t["text"].replace("\n", " ")))
             console.print(table)
+        console.print(Text(f"scores: {res.units}; {res.sign}"))
 
     @app.command("attribute-audit")
     def attribute_audit_cmd(
@@ -166,9 +168,17 @@ def markdown_table(res: dict[str, Any]) -> str:
         return f"{r[k]:{sign}.3f} [{r[k + '_lo']:{sign}.3f}, {r[k + '_hi']:{sign}.3f}]"
 
     head = ("| method | LDS, fact queries | LDS, text queries | recall@10 | MRR | counterfactual ΔNLL vs random "
-            "| time (s) | peak RSS (MB) |")
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+            "| nats per score unit (fact / text) | time (s) | peak RSS (MB) |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
+        units = f"{r.get('nats_per_unit_fact', float('nan')):.3g} / {r.get('nats_per_unit_text', float('nan')):.3g}"
         lines.append(f"| {r['method']} | {ci(r, 'lds_fact')} | {ci(r, 'lds_text')} | {r['recall@10']:.3f} | "
-                     f"{r['mrr']:.3f} | {ci(r, 'cf_vs_random', '+')} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+                     f"{r['mrr']:.3f} | {ci(r, 'cf_vs_random', '+')} | {units} | {r['seconds']:.1f} | "
+                     f"{r['peak_rss_mb']:.0f} |")
+    if res.get("metasmoothness"):
+        lines += ["", ("magic's metasmoothness (replays with w = 1 − ε on random halves; r, slope of actual on "
+                       "predicted NLL change; 1, 1 = linear):"), "", "| ε | r | slope | mean abs change (nats) |",
+                  "|---:|---:|---:|---:|"]
+        lines += [f"| {m['scale']:g} | {m['r']:.3f} | {m['slope']:.3f} | {m['mean_abs_actual']:.4f} |"
+                  for m in res["metasmoothness"]]
     return "\n".join(lines)

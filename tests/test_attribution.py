@@ -15,8 +15,7 @@ from conftest import synthetic_texts
 
 from empiricist.attribution import METHODS, Documents, Query, attribute, load_queries
 from empiricist.attribution.data import combine_rows, query_rows
-from empiricist.attribution.magic import record_run
-from empiricist.attribution.retrain import train_on_docs
+from empiricist.attribution.retrain import record_run, train_on_docs
 from empiricist.errors import EmpiricistError, InputError
 from empiricist.suite.config import ModelSize, TrainConfig
 

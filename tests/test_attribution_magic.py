@@ -19,9 +19,8 @@ from empiricist.attribution.magic import (
     metasmoothness,
     query_loss,
     read_run,
-    record_run,
 )
-from empiricist.attribution.retrain import train_on_docs
+from empiricist.attribution.retrain import record_run, train_on_docs
 from empiricist.errors import EmpiricistError
 from empiricist.suite.config import ModelSize, TrainConfig
 

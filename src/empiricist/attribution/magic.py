@@ -25,10 +25,9 @@ NLL by ``score`` (first order). Positive = the document lowers the measurement, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,35 +36,14 @@ import torch
 from torch.func import functional_call, grad, vjp, vmap
 
 from empiricist.attribution.data import Rows, pad_batch, summed_nll
+from empiricist.attribution.retrain import RUN_FILE, tokens_fingerprint
 from empiricist.errors import EmpiricistError
 
 if TYPE_CHECKING:
     from empiricist.attribution.data import Documents
     from empiricist.suite.config import ModelSize, TrainConfig
 
-RUN_FILE = "training_run.json"
 State = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]
-
-
-def tokens_fingerprint(docs: Sequence[np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for t in docs:
-        h.update(len(t).to_bytes(8, "little"))
-        h.update(np.ascontiguousarray(t, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def record_run(folder: Path, docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig, vocab_size: int,
-               seed: int) -> None:
-    """Write the recipe that made the model in ``folder``: what ``magic`` replays."""
-    import dataclasses
-
-    from empiricist.artifacts import atomic_write_json
-
-    # torch's thread count changes float summation order: 2 threads vs 1 moved weights by 1.5e-4 in 60 steps
-    atomic_write_json(folder / RUN_FILE, {"size": dataclasses.asdict(size), "train": dataclasses.asdict(cfg),
-                                          "vocab_size": vocab_size, "seed": seed, "docs": tokens_fingerprint(docs),
-                                          "torch_threads": torch.get_num_threads()})
 
 
 def read_run(folder: Path, docs: Documents) -> dict[str, Any]:
@@ -140,15 +118,15 @@ class Replay:
             out_m[k], out_v[k] = mk, vk
         return out_t, out_m, out_v
 
-    def run(self, w: torch.Tensor | None = None, keep_every: int = 0, progress: Callable[[int], None] | None = None
-            ) -> tuple[State, dict[int, State]]:
-        """Train from the init with weights ``w`` (None: all 1); ``keep_every``: the states before every
-        k-th step (the reverse pass's checkpoints)."""
+    def run(self, w: torch.Tensor | None = None, state: State | None = None, t0: int = 0, t1: int | None = None,
+            keep_every: int = 0, progress: Callable[[int], None] | None = None) -> tuple[State, dict[int, State]]:
+        """Steps ``t0``..``t1 − 1`` (default: the whole run from the init) of the pure ``step`` with
+        weights ``w`` (None: all 1); ``keep_every``: the states before every k-th step are kept too."""
         w = torch.ones(self.n_docs, dtype=self.dtype) if w is None else w
-        state, kept = self.start(), {}
+        state, kept = state or self.start(), {}
         with torch.no_grad():
-            for t in range(self.cfg.steps):
-                if keep_every and t % keep_every == 0:
+            for t in range(t0, self.cfg.steps if t1 is None else t1):
+                if keep_every and (t - t0) % keep_every == 0:
                     kept[t] = _detach(state)
                 state = _detach(self._step_nograd(state, w, t))
                 if progress:
@@ -162,15 +140,7 @@ class Replay:
         the states before every ``keep_every``-th step are kept. Float32 only (the recorded arithmetic);
         other dtypes use the pure ``step``."""
         if self.dtype != torch.float32:
-            kept: dict[int, State] = {}
-            with torch.no_grad():
-                for t in range(t0, t1):
-                    if (t - t0) % keep_every == 0:
-                        kept[t] = state
-                    state = _detach(self._step_nograd(state, torch.ones(self.n_docs, dtype=self.dtype), t))
-                    if progress:
-                        progress(t)
-            return state, kept
+            return self.run(None, state, t0, t1, keep_every, progress)
         from empiricist.suite.model import build_model
         from empiricist.suite.step import Stepper, deterministic
 

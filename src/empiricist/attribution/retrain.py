@@ -7,6 +7,8 @@ model differs from the base model only in which documents it saw (and, between s
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from empiricist.artifacts import atomic_write_json
 from empiricist.attribution.data import Rows, pad_batch, summed_nll
 from empiricist.suite.config import ModelSize, TrainConfig
+
+RUN_FILE = "training_run.json"  # the recipe beside a finished model: what attribution.magic replays
 
 
 class ArrayStore:
@@ -35,11 +40,27 @@ class ArrayStore:
         return self._tokens[start:end]
 
 
+def tokens_fingerprint(docs: Sequence[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for t in docs:
+        h.update(len(t).to_bytes(8, "little"))
+        h.update(np.ascontiguousarray(t, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def record_run(folder: Path, docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig, vocab_size: int,
+               seed: int) -> None:
+    """Write the recipe that made the model in ``folder``: what ``magic`` replays."""
+    # torch's thread count changes float summation order: 2 threads vs 1 moved weights by 1.5e-4 in 60 steps
+    atomic_write_json(folder / RUN_FILE, {"size": dataclasses.asdict(size), "train": dataclasses.asdict(cfg),
+                                          "vocab_size": vocab_size, "seed": seed, "docs": tokens_fingerprint(docs),
+                                          "torch_threads": torch.get_num_threads()})
+
+
 def train_on_docs(docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig, vocab_size: int, *,
                   seed: int, save_at: dict[int, Path] | None = None, on_save: Any = None) -> torch.nn.Module:
     """Train ``size`` from its seed-``seed`` init on ``docs`` (packed, shuffled with ``seed``) for
     ``cfg.steps``; ``save_at`` {step: folder} saves HF checkpoints along the way (for TracIn)."""
-    from empiricist.attribution.magic import record_run
     from empiricist.data.order import TrainingOrder
     from empiricist.suite.model import build_model, quiet_transformers
     from empiricist.suite.step import Stepper, deterministic

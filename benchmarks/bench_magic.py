@@ -47,7 +47,7 @@ def main() -> None:
     t0 = time.perf_counter()
     final, _ = replay.trainer(replay.start(), 0, cfg.train.steps)
     train_s = time.perf_counter() - t0
-    diff = check_replay(final[0], handle.model)
+    diff = check_replay(final[0], handle.model, environment=replay.environment)
     t0 = time.perf_counter()
     mg, _ = metagradients(replay, rows, len(queries), chunk=len(queries))
     magic_s = time.perf_counter() - t0

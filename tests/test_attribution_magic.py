@@ -116,7 +116,8 @@ def test_the_replay_must_reproduce_the_recorded_model(tmp_path):
     assert check_replay(final[0], model) == 0.0  # the trainer itself, same threads: bit for bit
     other = Replay(docs, **{**run, "seed": 1}).run()[0]  # another init: not the recorded run
     with pytest.raises(EmpiricistError, match="did not reproduce"):
-        check_replay(other[0], model)
+        check_replay(other[0], model, environment=run["environment"])
+    assert run["environment"]["torch_threads"] == torch.get_num_threads()
     with pytest.raises(EmpiricistError, match="trained on documents"):
         read_run(folder, documents.subset(range(10)))
     with pytest.raises(EmpiricistError, match="recorded training run"):

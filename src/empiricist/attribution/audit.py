@@ -18,14 +18,15 @@ non-deterministic attention kernels, TF32 matmuls and mean-vs-sum reductions wer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from empiricist.attribution.data import summed_nll
+from empiricist.attribution.data import context_len, summed_nll
 from empiricist.attribution.grads import RowFn, linear_params, per_example_grads
 
 if TYPE_CHECKING:
@@ -77,16 +78,23 @@ def environment(model: torch.nn.Module) -> list[Finding]:
     return out
 
 
-def determinism(model: torch.nn.Module, rows: Rows, indices: Sequence[int], fn: RowFn = summed_nll) -> Finding:
-    """The per-example gradients of ``indices`` twice: equal bit for bit, or how far apart."""
-    params = [p for _, p in linear_params(model)]
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode (no dropout) for the block; its own mode afterwards."""
     was = model.training
     model.eval()
     try:
-        a = per_example_grads(model, rows, indices, fn, params)
-        b = per_example_grads(model, rows, indices, fn, params)
+        yield
     finally:
         model.train(was)
+
+
+def determinism(model: torch.nn.Module, rows: Rows, indices: Sequence[int], fn: RowFn = summed_nll) -> Finding:
+    """The per-example gradients of ``indices`` twice: equal bit for bit, or how far apart."""
+    params = [p for _, p in linear_params(model)]
+    with evaluating(model):
+        a = per_example_grads(model, rows, indices, fn, params)
+        b = per_example_grads(model, rows, indices, fn, params)
     differ = int((a != b).sum())
     if differ == 0:
         return Finding("bitwise determinism", True, f"{len(indices)} examples' gradients ({a.shape[1]:,} "
@@ -103,12 +111,8 @@ def outliers(model: torch.nn.Module, rows: Rows, indices: Sequence[int], fn: Row
              z: float = OUTLIER_Z) -> tuple[Finding, np.ndarray]:
     """(a finding naming examples whose gradient norm is a robust outlier, every norm)."""
     params = [p for _, p in linear_params(model)]
-    was = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         norms = per_example_grads(model, rows, indices, fn, params).norm(dim=1).numpy()
-    finally:
-        model.train(was)
     med = float(np.median(norms))
     mad = float(np.median(np.abs(norms - med))) * 1.4826
     scores = (norms - med) / mad if mad > 0 else np.zeros_like(norms)
@@ -134,7 +138,7 @@ def agreement(handle: ModelHandle, documents: Documents, indices: Sequence[int],
     from empiricist.attribution.methods import Context
 
     docs = documents.subset(list(indices))
-    context = int(getattr(handle.model.config, "max_position_embeddings", 0) or 2048)
+    context = context_len(handle.model)
     tok, queries = handle.tokenizer, []
     for i, t in enumerate(docs.tokens[:n_queries]):  # half the context, so re-tokenising cannot overflow it
         t = [int(x) for x in t[:max(2, context // 2)]]
@@ -142,14 +146,10 @@ def agreement(handle: ModelHandle, documents: Documents, indices: Sequence[int],
     ctx = Context(handle, queries, docs, None, {}, progress=False)
     theirs = kronfluence_scores(ctx, strategy="identity", damping=1e-8)
     model, params = handle.model, [p for _, p in linear_params(handle.model)]
-    was = model.training
-    model.eval()
-    try:
-        q, d = ctx.query_rows(), ctx.doc_rows()
+    q, d = ctx.query_rows(), ctx.doc_rows()
+    with evaluating(model):
         gq = per_example_grads(model, q, range(len(q.ids)), fn, params).double()
         gd = per_example_grads(model, d, range(len(d.ids)), fn, params).double()
-    finally:
-        model.train(was)
     ours = combine_rows((gq @ gd.T).numpy(), q, len(queries))
     rho = min(float(spearmanr(a, b).statistic) for a, b in zip(theirs, ours, strict=True))
     return Finding("kronfluence vs own gradients", rho >= AGREE_RHO,
@@ -165,7 +165,7 @@ def audit(handle: ModelHandle, documents: Documents, n: int = 32, seed: int = 0,
     from empiricist.attribution.data import document_rows
 
     model = handle.model
-    context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    context = context_len(model)
     rows = document_rows(documents, context)
     pick = np.random.default_rng(seed).choice(len(rows.ids), min(n, len(rows.ids)), replace=False)
     indices = sorted(int(i) for i in pick)

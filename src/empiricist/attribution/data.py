@@ -136,6 +136,11 @@ def load_documents(handle: ModelHandle, *, docs: str | Path | None = None, store
     return Documents.from_store(s, idx)
 
 
+def context_len(model: torch.nn.Module) -> int:
+    """The model's context in tokens (2048 when its config does not say)."""
+    return int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+
+
 # ---------------------------------------------------------------- rows the gradient machinery sees
 @dataclass
 class Rows:

@@ -61,20 +61,21 @@ def read_run(folder: Path, docs: Documents) -> dict[str, Any]:
         raise EmpiricistError(f"{path}: the model was trained on documents {run['docs']}, not the ones given "
                               f"({given}); magic attributes to the training set itself, in its order")
     return {"size": ModelSize(**run["size"]), "cfg": TrainConfig(**run["train"]), "vocab_size": int(run["vocab_size"]),
-            "seed": int(run["seed"]), "threads": int(run.get("torch_threads", 0))}
+            "seed": int(run["seed"]), "environment": run["environment"]}
 
 
 class Replay:
     """The recorded run as a pure function of document weights: ``step(state, w, t)`` is one AdamW step."""
 
     def __init__(self, docs: list[np.ndarray], size: ModelSize, cfg: TrainConfig, vocab_size: int, seed: int,
-                 dtype: torch.dtype = torch.float32, threads: int = 0) -> None:
+                 dtype: torch.dtype = torch.float32, environment: dict[str, Any] | None = None) -> None:
         from empiricist.attribution.retrain import ArrayStore
         from empiricist.data.order import TrainingOrder
         from empiricist.suite.model import build_model
 
         self.cfg, self.n_docs, self.dtype, self._build = cfg, len(docs), dtype, (size, vocab_size, cfg.seq_len, seed)
-        self.threads = threads  # the recorded run's torch threads (0: whatever is set)
+        self.environment = environment  # the recorded run's (suite.environment.fingerprint); None: not known
+        self.threads = int(environment["torch_threads"]) if environment else 0  # 0: whatever is set
         self.order = TrainingOrder(ArrayStore(docs), cfg.seq_len, cfg.batch_size, seed)
         self.model = build_model(size, vocab_size, cfg.seq_len, seed=seed)
         self.model.config._attn_implementation = "eager"  # double backward under vmap: plain ops only
@@ -212,8 +213,9 @@ class _Bound(torch.nn.Module):
 
 
 def metagradients(replay: Replay, rows: Rows, n_queries: int, *, segment: int = 0, chunk: int = 16,
-                  progress: bool = True) -> tuple[np.ndarray, State]:
-    """[query, document] ∂Q/∂w at w = 1, and the replay's final state (to check against the recorded model)."""
+                  progress: bool = True, recorded: torch.nn.Module | None = None) -> tuple[np.ndarray, State]:
+    """[query, document] ∂Q/∂w at w = 1, and the replay's final state. ``recorded``: the model the run
+    made — the replay is checked against it before the (long) reverse pass."""
     from tqdm.auto import tqdm
 
     T = replay.cfg.steps
@@ -223,6 +225,8 @@ def metagradients(replay: Replay, rows: Rows, n_queries: int, *, segment: int = 
     bar = tqdm(total=T * (1 + 2 * len(chunks)), desc="magic: replay, then recompute + reverse per query chunk",
                disable=not progress, leave=False)
     final, kept = replay.trainer(replay.start(), 0, T, keep_every=segment, progress=lambda _t: bar.update(1))
+    if recorded is not None:
+        check_replay(final[0], recorded, environment=replay.environment)
     gq = query_gradients(replay, final[0], rows, n_queries)
     out = np.zeros((n_queries, replay.n_docs))
     for qs in chunks:
@@ -254,13 +258,22 @@ def query_loss(replay: Replay, params: dict[str, torch.Tensor], rows: Rows, n_qu
     return out
 
 
-def check_replay(final: dict[str, torch.Tensor], model: torch.nn.Module, tol: float = 1e-4) -> float:
-    """Largest |replayed − recorded| weight; an error when the replay did not reproduce the run."""
+def check_replay(final: dict[str, torch.Tensor], model: torch.nn.Module, tol: float = 1e-4,
+                 environment: dict[str, Any] | None = None) -> float:
+    """Largest |replayed − recorded| weight; an error when the replay did not reproduce the run, naming
+    what differs from the recorded ``environment`` when one is given."""
     recorded = dict(model.named_parameters())
     diff = max(float((final[k].double() - recorded[k].detach().double()).abs().max()) for k in final)
     if not diff <= tol:
+        hint = "the recipe, data or software differ from the run's"
+        if environment is not None:
+            from empiricist.suite.environment import fingerprint, fingerprint_diff
+
+            now = fingerprint(int(environment["torch_threads"]), bool(environment["compile"]), environment["precision"])
+            changed = fingerprint_diff(environment, now)
+            hint = f"environment differs: {changed}" if changed else hint
         raise EmpiricistError(f"magic: replaying the recorded run did not reproduce the model (largest weight "
-                              f"difference {diff:.3g} > {tol:g}): the recipe, data or software differ from the run's")
+                              f"difference {diff:.3g} > {tol:g}): {hint}")
     return diff
 
 

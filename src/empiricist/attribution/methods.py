@@ -30,7 +30,15 @@ import numpy as np
 import torch
 
 from empiricist.attribution.checkpoints import checkpoint_weights, with_weights
-from empiricist.attribution.data import Documents, Query, Rows, combine_rows, document_rows, query_rows
+from empiricist.attribution.data import (
+    Documents,
+    Query,
+    Rows,
+    combine_rows,
+    context_len,
+    document_rows,
+    query_rows,
+)
 from empiricist.attribution.grads import cached, projected_features, second_moment
 from empiricist.errors import EmpiricistError
 
@@ -51,7 +59,7 @@ class Context:
 
     @property
     def context_len(self) -> int:
-        return int(getattr(self.handle.model.config, "max_position_embeddings", 0) or 2048)
+        return context_len(self.handle.model)
 
     def doc_rows(self) -> Rows:
         return document_rows(self.docs, self.context_len)
@@ -161,12 +169,11 @@ def trak(ctx: Context) -> np.ndarray:
         segment=0, chunk=16)
 def magic(ctx: Context) -> np.ndarray:
     """MAGIC (Ilyas & Engstrom 2025): −∂(query NLL)/∂(document weight) through the recorded run, in nats."""
-    from empiricist.attribution.magic import Replay, check_replay, metagradients, read_run
+    from empiricist.attribution.magic import Replay, metagradients, read_run
 
     replay = Replay(ctx.docs.tokens, **read_run(Path(str(ctx.handle.provenance.get("path", ""))), ctx.docs))
-    mg, final = metagradients(replay, ctx.query_rows(), len(ctx.queries), segment=_opt(ctx, "magic", "segment"),
-                              chunk=_opt(ctx, "magic", "chunk"), progress=ctx.progress)
-    check_replay(final[0], ctx.handle.model)
+    mg, _ = metagradients(replay, ctx.query_rows(), len(ctx.queries), segment=_opt(ctx, "magic", "segment"),
+                          chunk=_opt(ctx, "magic", "chunk"), progress=ctx.progress, recorded=ctx.handle.model)
     return -mg
 
 

@@ -50,11 +50,15 @@ def tokens_fingerprint(docs: Sequence[np.ndarray]) -> str:
 
 def record_run(folder: Path, docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig, vocab_size: int,
                seed: int) -> None:
-    """Write the recipe that made the model in ``folder``: what ``magic`` replays."""
-    # torch's thread count changes float summation order: 2 threads vs 1 moved weights by 1.5e-4 in 60 steps
-    atomic_write_json(folder / RUN_FILE, {"size": dataclasses.asdict(size), "train": dataclasses.asdict(cfg),
-                                          "vocab_size": vocab_size, "seed": seed, "docs": tokens_fingerprint(docs),
-                                          "torch_threads": torch.get_num_threads()})
+    """Write the recipe that made the model in ``folder``, with the suite's environment record (torch's
+    thread count changes float summation order: 2 threads vs 1 moved weights by 1.5e-4 in 60 steps): what
+    ``magic`` replays."""
+    from empiricist.suite.environment import fingerprint
+
+    atomic_write_json(folder / RUN_FILE, {
+        "size": dataclasses.asdict(size), "train": dataclasses.asdict(cfg), "vocab_size": vocab_size, "seed": seed,
+        "docs": tokens_fingerprint(docs),
+        "environment": fingerprint(torch.get_num_threads(), False, cfg.precision_for(size))})
 
 
 def train_on_docs(docs: Sequence[np.ndarray], size: ModelSize, cfg: TrainConfig, vocab_size: int, *,

@@ -20,3 +20,19 @@ def test_auto_projection_width_fits_big_vocabularies_and_keeps_explicit_choices(
     assert fit_proj_dim(4096, gpt_neox_head) == 4096  # explicit: the user's choice, refused only if too big
     with pytest.raises(EmpiricistError, match="'auto', the default, fits it"):
         make_projector(50_000_000, 4096, 0)
+
+
+def test_the_harder_validation_presets_change_one_thing_each_from_micro():
+    """What docs/attribution.md says of them: m3 is the micro suite's m3 shape on micro's corpus and schedule;
+    epochs is micro's model and schedule on a quarter-sized corpus."""
+    from empiricist.attribution.validate import VALIDATION_PRESETS
+    from empiricist.suite.config import get_preset
+
+    micro, m3, epochs = (VALIDATION_PRESETS[k] for k in ("micro", "m3", "epochs"))
+    suite_m3 = next(s for s in get_preset("micro").sizes if s.name == "m3")
+    assert (m3.size.d_model, m3.size.n_layers, m3.size.n_heads) == (suite_m3.d_model, suite_m3.n_layers,
+                                                                      suite_m3.n_heads)
+    assert m3.train == micro.train and m3.n_random_docs == micro.n_random_docs and m3.methods == micro.methods
+    assert epochs.size == micro.size and epochs.train == micro.train and epochs.methods == micro.methods
+    n_docs = epochs.n_facts * epochs.docs_per_fact + epochs.n_random_docs
+    assert n_docs * 4 <= micro.n_facts * micro.docs_per_fact + micro.n_random_docs

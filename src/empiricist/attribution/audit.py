@@ -13,7 +13,10 @@ non-deterministic attention kernels, TF32 matmuls and mean-vs-sum reductions wer
 - ``agreement``: two computations that must agree. kronfluence with ``strategy="identity"`` is a plain
   query·document gradient product; our own per-example gradients give the same product independently. A
   Spearman ρ below 0.99 (per query, over documents) means the two disagree about what is being
-  differentiated — a mean-vs-sum reduction, a different loss mask, padding counted as tokens.
+  differentiated — a mean-vs-sum reduction, a different loss mask, padding counted as tokens. And on
+  small models, kronfluence's EK-FAC against an exact Gauss–Newton solve by conjugate gradients
+  (``gauss_newton``): the preconditioner must bring the scores closer to the exact ones than no
+  preconditioner does.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from empiricist.attribution.grads import RowFn, linear_params, per_example_grads
 
 if TYPE_CHECKING:
     from empiricist.attribution.data import Documents, Rows
+    from empiricist.attribution.methods import Context
     from empiricist.suite.handles import ModelHandle
 
 OUTLIER_Z = 6.0
@@ -42,6 +46,7 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+    value: float | None = None  # the measured statistic, where there is one (a Spearman ρ)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,43 +131,89 @@ def outliers(model: torch.nn.Module, rows: Rows, indices: Sequence[int], fn: Row
 AGREE_RHO = 0.99
 
 
-def agreement(handle: ModelHandle, documents: Documents, indices: Sequence[int], n_queries: int = 4,
-              fn: RowFn = summed_nll) -> Finding:
-    """kronfluence's identity-preconditioned influence vs our gradient dot products, on the same rows
-    (queries: the first ``n_queries`` sampled documents, second half given the first). ``fn``: our side's
-    per-row loss (the tests plant a mean-over-tokens one)."""
-    from scipy.stats import spearmanr
-
-    from empiricist.attribution.data import Query, combine_rows
-    from empiricist.attribution.kron import kronfluence_scores
+def _probe(handle: ModelHandle, documents: Documents, indices: Sequence[int], n_queries: int) -> Context:
+    """The sampled documents, and queries made from the first ``n_queries`` of them (second half given the
+    first, within half the context so that re-tokenising cannot overflow it)."""
+    from empiricist.attribution.data import Query
     from empiricist.attribution.methods import Context
 
     docs = documents.subset(list(indices))
     context = context_len(handle.model)
     tok, queries = handle.tokenizer, []
-    for i, t in enumerate(docs.tokens[:n_queries]):  # half the context, so re-tokenising cannot overflow it
+    for i, t in enumerate(docs.tokens[:n_queries]):
         t = [int(x) for x in t[:max(2, context // 2)]]
         queries.append(Query(tok.decode(t[:len(t) // 2]), tok.decode(t[len(t) // 2:]), None, f"q{i}"))
-    ctx = Context(handle, queries, docs, None, {}, progress=False)
+    return Context(handle, queries, docs, None, {}, progress=False)
+
+
+def _rhos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman ρ per query (row), over documents."""
+    from scipy.stats import spearmanr
+
+    return np.array([float(spearmanr(x, y).statistic) for x, y in zip(a, b, strict=True)])
+
+
+def agreement(handle: ModelHandle, documents: Documents, indices: Sequence[int], n_queries: int = 4,
+              fn: RowFn = summed_nll) -> Finding:
+    """kronfluence's identity-preconditioned influence vs our gradient dot products, on the same rows.
+    ``fn``: our side's per-row loss (the tests plant a mean-over-tokens one)."""
+    from empiricist.attribution.data import combine_rows
+    from empiricist.attribution.kron import kronfluence_scores
+
+    ctx = _probe(handle, documents, indices, n_queries)
     theirs = kronfluence_scores(ctx, strategy="identity", damping=1e-8)
     model, params = handle.model, [p for _, p in linear_params(handle.model)]
     q, d = ctx.query_rows(), ctx.doc_rows()
     with evaluating(model):
         gq = per_example_grads(model, q, range(len(q.ids)), fn, params).double()
         gd = per_example_grads(model, d, range(len(d.ids)), fn, params).double()
-    ours = combine_rows((gq @ gd.T).numpy(), q, len(queries))
-    rho = min(float(spearmanr(a, b).statistic) for a, b in zip(theirs, ours, strict=True))
+    rho = float(_rhos(theirs, combine_rows((gq @ gd.T).numpy(), q, len(ctx.queries))).min())
     return Finding("kronfluence vs own gradients", rho >= AGREE_RHO,
-                   f"identity-preconditioned scores, {len(queries)} queries × {len(docs)} documents: lowest "
-                   f"Spearman ρ {rho:.4f} (needs ≥ {AGREE_RHO})",
+                   f"identity-preconditioned scores, {len(ctx.queries)} queries × {len(ctx.docs)} documents: "
+                   f"lowest Spearman ρ {rho:.4f} (needs ≥ {AGREE_RHO})",
                    "" if rho >= AGREE_RHO else "the two differentiate different losses: check the task's "
                    "reduction (sum vs mean over tokens), its loss mask and padding")
 
 
+def gauss_newton(handle: ModelHandle, documents: Documents, indices: Sequence[int], n_queries: int = 2,
+                 strategies: Sequence[str] = ("ekfac",), damping_scale: float = 0.1) -> list[Finding]:
+    """Each kronfluence ``strategy`` against the exact Gauss–Newton solve it approximates, at the same damping
+    λ = ``damping_scale`` × the mean eigenvalue of G/N (Hutchinson). A strategy passes when it does a
+    preconditioner's job: its rank disagreement with the exact solve, 1 − ρ, is at most half that of no
+    preconditioner (``strategy="identity"``, a plain gradient product). The exact solve costs a few hundred
+    conjugate-gradient products per query, each a pass over the documents: for small models."""
+    from empiricist.attribution.data import combine_rows
+    from empiricist.attribution.gauss_newton import GaussNewton
+    from empiricist.attribution.kron import kronfluence_scores
+
+    ctx = _probe(handle, documents, indices, n_queries)
+    q, d = ctx.query_rows(), ctx.doc_rows()
+    gn = GaussNewton(handle.model, d)
+    lam = damping_scale * gn.trace() / (gn.size * len(d.ids))
+    solve = gn.solver(lam)
+    exact = combine_rows(np.stack([solve(g) for g in gn.gradients(q)]) @ gn.gradients(d).T, q, len(ctx.queries))
+    rho_id = float(_rhos(kronfluence_scores(ctx, strategy="identity", damping=lam), exact).mean())
+    out = []
+    for strategy in strategies:
+        rho = float(_rhos(kronfluence_scores(ctx, strategy=strategy, damping=lam), exact).mean())
+        ok = 1 - rho <= (1 - rho_id) / 2
+        out.append(Finding(
+            f"{strategy} vs exact Gauss–Newton", ok,
+            f"{len(ctx.queries)} queries × {len(ctx.docs)} documents, {gn.size:,} parameters, λ {lam:.3g}: mean "
+            f"Spearman ρ with the exact (G/N + λI)⁻¹ solve {rho:.4f}; no preconditioner {rho_id:.4f} (needs "
+            f"1 − ρ ≤ (1 − {rho_id:.4f}) / 2)",
+            "" if ok else f"the {strategy} factors do not approximate the Gauss–Newton matrix of these documents: "
+            "check that they were fitted on the documents being scored, with the same loss (sum over tokens, "
+            "true-Fisher sampling), and raise the damping", rho))
+    return out
+
+
 def audit(handle: ModelHandle, documents: Documents, n: int = 32, seed: int = 0, fn: RowFn = summed_nll,
-          agree: bool = True) -> list[Finding]:
-    """Every check on a seeded sample of ``n`` documents (``agree``: with the kronfluence agreement check)."""
+          agree: bool = True, exact: bool = False) -> list[Finding]:
+    """Every check on a seeded sample of ``n`` documents (``agree``: with the kronfluence agreement check;
+    ``exact``: with EK-FAC against the exact Gauss–Newton solve, minutes even for a small model)."""
     from empiricist.attribution.data import document_rows
+    from empiricist.attribution.gauss_newton import MAX_PARAMS
 
     model = handle.model
     context = context_len(model)
@@ -170,4 +221,14 @@ def audit(handle: ModelHandle, documents: Documents, n: int = 32, seed: int = 0,
     pick = np.random.default_rng(seed).choice(len(rows.ids), min(n, len(rows.ids)), replace=False)
     indices = sorted(int(i) for i in pick)
     found = [*environment(model), determinism(model, rows, indices, fn), outliers(model, rows, indices, fn)[0]]
-    return [*found, agreement(handle, documents, indices)] if agree else found
+    if agree:
+        found.append(agreement(handle, documents, indices))
+    if exact:
+        size = sum(p.numel() for _, p in linear_params(model))
+        if size > MAX_PARAMS:
+            from empiricist.errors import InputError
+
+            raise InputError(f"the exact Gauss–Newton check is for models of at most {MAX_PARAMS:,} parameters "
+                             f"(this one tracks {size:,}); drop --exact")
+        found.extend(gauss_newton(handle, documents, indices))
+    return found

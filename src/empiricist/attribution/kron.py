@@ -78,9 +78,11 @@ def kronfluence_scores(ctx: Any, *, strategy: str = "ekfac", damping: float | No
     analyzer = Analyzer(analysis_name=ctx.handle.model_hash[:16], model=model, task=task, cpu=True,
                         output_dir=str(out_dir), disable_tqdm=not ctx.progress, disable_model_save=True)
     factors = f"{strategy}-{ctx.docs.fingerprint()}"
-    analyzer.fit_all_factors(factors_name=factors, dataset=_RowDataset(drows, width),
-                             factor_args=FactorArguments(strategy=strategy), per_device_batch_size=batch_size,
-                             overwrite_output_dir=False)
+    with torch.random.fork_rng(devices=[]):  # the true Fisher samples targets: the same factors every run
+        torch.manual_seed(0)
+        analyzer.fit_all_factors(factors_name=factors, dataset=_RowDataset(drows, width),
+                                 factor_args=FactorArguments(strategy=strategy), per_device_batch_size=batch_size,
+                                 overwrite_output_dir=False)
     scores_name = "s-" + config_hash({"q": [r.tolist() for r in qrows.ids], "d": ctx.docs.fingerprint(),
                                       "damping": damping, "f": factors})
     analyzer.compute_pairwise_scores(scores_name=scores_name, factors_name=factors,

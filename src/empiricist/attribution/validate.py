@@ -73,6 +73,14 @@ class ValidationConfig:
 
 VALIDATION_PRESETS: dict[str, ValidationConfig] = {
     "micro": ValidationConfig(),
+    # Harder settings (issue 22), each changing one thing from micro. "m3": the micro suite's m3 shape
+    # (160 wide, 3 layers; ≈4.4× the compute per step), same corpus and schedule; 16 + 16 queries and two
+    # counterfactual groups so that magic (cost ∝ queries × steps × model) fits in about an hour.
+    "m3": ValidationConfig(name="m3", n_facts=16, n_text_queries=16, size=ModelSize("v3", 160, 3, 4),
+                           n_subsets=16, cf_groups=2),
+    # "epochs": micro's model and schedule on a quarter-sized corpus, so the 150 steps are ≈7.7 passes over
+    # it instead of 1.8 (documents seen many times: memorisation, a less linear response to removal).
+    "epochs": ValidationConfig(name="epochs", n_facts=24, n_random_docs=500, n_text_queries=24),
     # CI-sized: seconds per retrain, a handful of subsets; the numbers are for testing the plumbing only.
     "tiny": ValidationConfig(name="tiny", n_facts=6, docs_per_fact=4, n_random_docs=60, n_text_queries=4,
                              size=ModelSize("v0", 16, 1, 2),

@@ -93,17 +93,19 @@ def register(app: typer.Typer) -> None:
         store: Annotated[Path | None, typer.Option(help="documents: a token store (default: the suite model's)")] = None,
         n: Annotated[int, typer.Option(help="documents sampled for the gradient checks")] = 32,
         seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
+        exact: Annotated[bool, typer.Option(help="also check EK-FAC against an exact Gauss–Newton solve "
+                                                 "(conjugate gradients; minutes, models ≤ 5M parameters)")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
         workspace: WorkspaceOpt = None,
     ) -> None:
-        """Before trusting attribution scores: determinism, outlier gradients and the settings that break
-        them, each with its fix (exit 2 if any check fails)."""
+        """Before trusting attribution scores: determinism, outlier gradients, the settings that break
+        them and agreement between computations that must agree, each with its fix (exit 2 if any fails)."""
         from empiricist.attribution import load_documents
         from empiricist.attribution.audit import audit
         from empiricist.suite.handles import load_model
 
         handle = load_model(model, workspace=workspace)
-        findings = audit(handle, load_documents(handle, docs=docs, store=store), n=n, seed=seed)
+        findings = audit(handle, load_documents(handle, docs=docs, store=store), n=n, seed=seed, exact=exact)
         if as_json:
             typer.echo(json.dumps([f.to_dict() for f in findings], indent=1))
         else:
@@ -121,7 +123,7 @@ def register(app: typer.Typer) -> None:
         suite: Annotated[str, typer.Option(help="suite whose world and store to use")] = "micro",
         store_dir: Annotated[Path | None, typer.Option("--store", help="a token store of a generated world "
                                                        "instead of a suite's (e.g. the micro preset's)")] = None,
-        preset: Annotated[str, typer.Option(help="validation preset: micro (default) or tiny")] = "micro",
+        preset: Annotated[str, typer.Option(help="validation preset: micro (default), m3 (a larger model), epochs (many passes over a smaller corpus) or tiny (CI)")] = "micro",
         method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
         overwrite: Overwrite = False, executor: ExecutorOpt = None, address: AddressOpt = None,

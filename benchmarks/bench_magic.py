@@ -1,6 +1,6 @@
 """magic on the validation's micro setting: cost per query against one training run, and metasmoothness.
 
-    python benchmarks/bench_magic.py --suite micro --out /tmp/magic-micro [--queries 4] [-w WORKSPACE]
+    python benchmarks/bench_magic.py --suite micro --out /tmp/magic-micro [--queries 4] [-w WORKSPACE] [--lr 1e-3]
 
 It builds (or reuses) the validation's base model in ``--out`` (the same corpus, queries and recipe as
 ``empiricist attribute-validate --suite micro``), then for the first ``--queries`` fact and text queries:
@@ -12,6 +12,7 @@ Results: ``<out>/bench_magic.json``. Timings are on whatever else shares the mac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -35,9 +36,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--queries", type=int, default=4, help="of each kind")
     ap.add_argument("-w", "--workspace", default=None)
+    ap.add_argument("--lr", type=float, default=None, help="the preset's recipe with this peak learning rate")
     args = ap.parse_args()
     store = Suite(resolve_suite(args.suite, args.workspace)).store()
     cfg = VALIDATION_PRESETS[args.preset]
+    if args.lr is not None:
+        cfg = dataclasses.replace(cfg, name=f"{cfg.name}-lr{args.lr:g}", train=dataclasses.replace(cfg.train, lr=args.lr))
     v = Validation(World.open(store.world_path()), store, cfg, args.out, progress=False)
     handle = v.base_model()
     pick = [*np.flatnonzero(v.kind == "fact")[:args.queries], *np.flatnonzero(v.kind == "text")[:args.queries]]
@@ -54,7 +58,7 @@ def main() -> None:
     t0 = time.perf_counter()
     smooth = metasmoothness(replay, rows, len(queries), mg, scales=(0.01, 0.1, 1.0), fraction=cfg.fraction)
     smooth_s = time.perf_counter() - t0
-    out = {"queries": [q.id for q in queries], "n_docs": len(v.docs), "steps": cfg.train.steps,
+    out = {"queries": [q.id for q in queries], "n_docs": len(v.docs), "steps": cfg.train.steps, "lr": cfg.train.lr,
            "threads": torch.get_num_threads(), "replay_max_weight_diff": diff, "train_s": round(train_s, 2),
            "magic_s": round(magic_s, 1), "magic_s_per_query": round(magic_s / len(queries), 1),
            "magic_per_query_over_training": round(magic_s / len(queries) / train_s, 1),

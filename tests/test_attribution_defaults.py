@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from empiricist.errors import EmpiricistError
@@ -36,3 +38,6 @@ def test_the_harder_validation_presets_change_one_thing_each_from_micro():
     assert epochs.size == micro.size and epochs.train == micro.train and epochs.methods == micro.methods
     n_docs = epochs.n_facts * epochs.docs_per_fact + epochs.n_random_docs
     assert n_docs * 4 <= micro.n_facts * micro.docs_per_fact + micro.n_random_docs
+    smooth = VALIDATION_PRESETS["smooth"]  # the amendment: only the learning rate differs in the recipe
+    assert smooth.size == micro.size and smooth.train.lr == micro.train.lr / 3
+    assert dataclasses.replace(smooth.train, lr=micro.train.lr) == micro.train

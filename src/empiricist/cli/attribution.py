@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
         suite: Annotated[str, typer.Option(help="suite whose world and store to use")] = "micro",
         store_dir: Annotated[Path | None, typer.Option("--store", help="a token store of a generated world "
                                                        "instead of a suite's (e.g. the micro preset's)")] = None,
-        preset: Annotated[str, typer.Option(help="validation preset: micro (default), m3 (a larger model), epochs (many passes over a smaller corpus) or tiny (CI)")] = "micro",
+        preset: Annotated[str, typer.Option(help="validation preset: micro (default), m3 (a larger model), epochs (many passes over a smaller corpus), smooth (a third of the learning rate) or tiny (CI)")] = "micro",
         method: Annotated[list[str] | None, typer.Option(help="methods (default: all)")] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (resumable)")] = None,
         overwrite: Overwrite = False, executor: ExecutorOpt = None, address: AddressOpt = None,

@@ -110,13 +110,13 @@ def test_gauss_newton_products_match_finite_differences_and_autograd(planted, ha
     v = np.random.default_rng(0).standard_normal(gn.size)
     model, params = gn.model, [p for _, p in gn.named]
     ref = torch.zeros(gn.size, dtype=torch.float64)
+    eps, shift = 1e-4, gn._unflatten(v)
     for i in range(len(rows.ids)):
         batch = pad_batch([rows.ids[i]], [rows.masks[i]])
 
         def logits(batch: dict[str, torch.Tensor] = batch) -> torch.Tensor:
             return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[0, :-1]
 
-        eps, shift = 1e-4, gn._unflatten(v)
         with torch.no_grad():
             for n, p in gn.named:
                 p += eps * shift[n]

@@ -33,13 +33,19 @@ class GaussNewton:
     """G·v over ``rows`` for the model's ``nn.Linear`` parameters (the ones kronfluence tracks)."""
 
     def __init__(self, model: torch.nn.Module, rows: Rows, batch: int = 16) -> None:
+        size = sum(p.numel() for _, p in linear_params(model))
+        if size > MAX_PARAMS:
+            from empiricist.errors import InputError
+
+            raise InputError(f"the exact Gauss–Newton check is for models of at most {MAX_PARAMS:,} parameters "
+                             f"(this one tracks {size:,}); drop --exact")
         self.model = copy.deepcopy(model).double().eval()
         self.model.config._attn_implementation = "eager"  # SDPA's CPU kernel has no forward-mode derivative
         self.named = linear_params(self.model)
         tracked = {id(p) for _, p in self.named}
         for p in self.model.parameters():
             p.requires_grad_(id(p) in tracked)  # no graph through the embeddings and norms
-        self.size = sum(p.numel() for _, p in self.named)
+        self.size = size
         self.rows = rows
         self.batches = [pad_batch(rows.ids[a:a + batch], rows.masks[a:a + batch])
                         for a in range(0, len(rows.ids), batch)]

@@ -71,8 +71,10 @@ class ValidationConfig:
         return dataclasses.asdict(self)
 
 
+_MICRO = ValidationConfig()
+
 VALIDATION_PRESETS: dict[str, ValidationConfig] = {
-    "micro": ValidationConfig(),
+    "micro": _MICRO,
     # Harder settings (issue 22), each changing one thing from micro. "m3": the micro suite's m3 shape
     # (160 wide, 3 layers; ≈4.4× the compute per step), same corpus and schedule; 16 + 16 queries and two
     # counterfactual groups so that magic (cost ∝ queries × steps × model) fits in about an hour.
@@ -86,8 +88,7 @@ VALIDATION_PRESETS: dict[str, ValidationConfig] = {
     # --lr 1e-3) found small reweightings predicted at r 0.99 — the test of "≥ 0.95 where training is
     # smooth". Sized like m3 (16 + 16 queries, 16 subsets, 2 counterfactual groups).
     "smooth": ValidationConfig(name="smooth", n_facts=16, n_text_queries=16, n_subsets=16, cf_groups=2,
-                               train=TrainConfig(seq_len=128, batch_size=16, steps=150, lr=1e-3, warmup_steps=15,
-                                                 threads=1, precision="fp32")),
+                               train=dataclasses.replace(_MICRO.train, lr=1e-3)),
     # CI-sized: seconds per retrain, a handful of subsets; the numbers are for testing the plumbing only.
     "tiny": ValidationConfig(name="tiny", n_facts=6, docs_per_fact=4, n_random_docs=60, n_text_queries=4,
                              size=ModelSize("v0", 16, 1, 2),

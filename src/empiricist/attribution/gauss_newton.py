@@ -14,6 +14,7 @@ parameters (``MAX_PARAMS``).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,9 @@ class GaussNewton:
                 def f(params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor] = batch) -> torch.Tensor:
                     return self._logits(params, batch)
 
-                logits, jv = linearize(f, base)
+                with warnings.catch_warnings():  # torch.fx's constant folding, harmless, once per batch
+                    warnings.filterwarnings("ignore", message="Attempted to insert a get_attr Node")
+                    logits, jv = linearize(f, base)
                 _, back = vjp(f, base)
                 self._cache.append((jv, back, torch.softmax(logits.detach(), -1),
                                     batch["loss_mask"][:, 1:, None].double()))
